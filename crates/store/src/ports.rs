@@ -202,6 +202,11 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: AgreementGet + AgreementCommit + AgreementList + HistoryRead + ExpiryIndex + IdempotencyStore
+    T: AgreementGet
+        + AgreementCommit
+        + AgreementList
+        + HistoryRead
+        + ExpiryIndex
+        + IdempotencyStore
 {
 }
