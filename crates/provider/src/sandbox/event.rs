@@ -1,0 +1,165 @@
+//! The sandbox provider's webhook body.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{VerifiedEvent, WebhookError};
+
+/// The event types the sandbox emits (SPEC section 6). Verification passes any other type through.
+pub mod event_type {
+    pub const PARTICIPANT_SIGNED: &str = "participant.signed";
+    pub const PARTICIPANT_REFUSED: &str = "participant.refused";
+    pub const PARTICIPANT_DELIVERY_FAILED: &str = "participant.delivery_failed";
+    pub const PARTICIPANT_IDENTITY_CHECK_FAILED: &str = "participant.identity_check_failed";
+    pub const AGREEMENT_FAILED: &str = "agreement.failed";
+    pub const AGREEMENT_SIGNED_DOCUMENT: &str = "agreement.signed_document";
+
+    /// Every type above.
+    pub const EMITTED: [&str; 6] = [
+        PARTICIPANT_SIGNED,
+        PARTICIPANT_REFUSED,
+        PARTICIPANT_DELIVERY_FAILED,
+        PARTICIPANT_IDENTITY_CHECK_FAILED,
+        AGREEMENT_FAILED,
+        AGREEMENT_SIGNED_DOCUMENT,
+    ];
+}
+
+/// `{"id":"evt_…","type":"participant.signed","created_at":"2026-11-22T10:00:00Z","data":{…}}`.
+/// Unknown fields are ignored so the format can grow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxEvent {
+    /// The provider event id: the service applies each one exactly once.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    pub data: SandboxEventData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxEventData {
+    pub agreement_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_id: Option<String>,
+    /// A file reference object, for `agreement.signed_document`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_document: Option<serde_json::Value>,
+}
+
+/// The JSON body of a sandbox callback, the exact bytes to sign with [`super::sign`].
+pub fn signed_event_body(event: &SandboxEvent) -> Vec<u8> {
+    // Serializing strings, a timestamp and a JSON value into memory cannot fail; were it to, an
+    // empty body would be refused as malformed downstream rather than panic here.
+    serde_json::to_vec(event).unwrap_or_default()
+}
+
+impl SandboxEvent {
+    /// Reads a body whose signature has already been verified.
+    pub(super) fn from_verified_body(body: &[u8]) -> Result<Self, WebhookError> {
+        let event: SandboxEvent = serde_json::from_slice(body)
+            .map_err(|error| WebhookError::MalformedPayload(error.to_string()))?;
+        // Empty ids would make every such event the same one to the exactly-once bookkeeping.
+        for (field, value) in [
+            ("id", &event.id),
+            ("type", &event.event_type),
+            ("data.agreement_id", &event.data.agreement_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(WebhookError::MalformedPayload(format!(
+                    "`{field}` is empty"
+                )));
+            }
+        }
+        Ok(event)
+    }
+
+    pub(super) fn into_verified(self, provider: &str) -> VerifiedEvent {
+        VerifiedEvent {
+            provider: provider.to_owned(),
+            event_id: self.id,
+            event_type: self.event_type,
+            agreement_id: self.data.agreement_id,
+            participant_id: self.data.participant_id,
+            signed_document: self.data.signed_document,
+            occurred_at: self.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> SandboxEvent {
+        SandboxEvent {
+            id: "evt_1".to_owned(),
+            event_type: event_type::PARTICIPANT_REFUSED.to_owned(),
+            created_at: "2026-11-22T10:00:00Z".parse().unwrap(),
+            data: SandboxEventData {
+                agreement_id: "agr_1".to_owned(),
+                participant_id: Some("par_1".to_owned()),
+                signed_document: None,
+            },
+        }
+    }
+
+    #[test]
+    fn body_has_the_documented_shape_and_omits_absent_fields() {
+        let body: serde_json::Value = serde_json::from_slice(&signed_event_body(&event())).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "id": "evt_1",
+                "type": "participant.refused",
+                "created_at": "2026-11-22T10:00:00Z",
+                "data": {"agreement_id": "agr_1", "participant_id": "par_1"},
+            })
+        );
+    }
+
+    #[test]
+    fn body_reads_back_to_the_same_event() {
+        let mut with_document = event();
+        with_document.event_type = event_type::AGREEMENT_SIGNED_DOCUMENT.to_owned();
+        with_document.data.participant_id = None;
+        with_document.data.signed_document =
+            Some(serde_json::json!({"file_id": "fil_1", "sha256": "ab12"}));
+        for original in [event(), with_document] {
+            let read = SandboxEvent::from_verified_body(&signed_event_body(&original)).unwrap();
+            assert_eq!(read, original);
+        }
+    }
+
+    #[test]
+    fn created_at_with_an_offset_is_read_as_utc() {
+        let body = br#"{"id":"evt_1","type":"agreement.failed","created_at":"2026-11-22T11:00:00+01:00","data":{"agreement_id":"agr_1","extra":1},"extra":true}"#;
+        let read = SandboxEvent::from_verified_body(body).unwrap();
+        assert_eq!(
+            read.created_at,
+            "2026-11-22T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(read.data.participant_id, None);
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_events() {
+        let bodies: [&[u8]; 7] = [
+            b"",
+            b"not json",
+            br#"{"id":"evt_1","type":"agreement.failed","created_at":"2026-11-22T10:00:00Z"}"#,
+            br#"{"id":"evt_1","type":"agreement.failed","created_at":"yesterday","data":{"agreement_id":"a"}}"#,
+            br#"{"id":"","type":"agreement.failed","created_at":"2026-11-22T10:00:00Z","data":{"agreement_id":"a"}}"#,
+            br#"{"id":"evt_1","type":" ","created_at":"2026-11-22T10:00:00Z","data":{"agreement_id":"a"}}"#,
+            br#"{"id":"evt_1","type":"agreement.failed","created_at":"2026-11-22T10:00:00Z","data":{"agreement_id":""}}"#,
+        ];
+        for body in bodies {
+            let error = SandboxEvent::from_verified_body(body).unwrap_err();
+            assert!(
+                matches!(error, WebhookError::MalformedPayload(_)),
+                "{:?} gave {error:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
