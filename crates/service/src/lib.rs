@@ -1,1 +1,18 @@
-//! placeholder
+//! Application services of countersign: the operations of the API and the workers, over the
+//! storage port, with time, ids and retries as dependencies.
+
+pub mod agreements;
+pub mod callbacks;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod outbox;
+pub mod retry;
+pub mod sweeper;
+
+pub use agreements::{AgreementService, IdempotencyIntent, RenderedResponse};
+pub use callbacks::{CallbackOutcome, CallbackProcessor, CallbackQueue};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ServiceError;
+pub use retry::RetryPolicy;
+pub use sweeper::{SweepReport, Sweeper};

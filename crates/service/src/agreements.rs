@@ -1,0 +1,245 @@
+//! The consumer-facing operations: create, read, list, edit, lifecycle, sandbox expiry. Every
+//! change is read → decide (domain) → one guarded commit, retried on conflict.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use countersign_domain::{
+    Agreement, AgreementInput, Decision, DomainError, HistoryEntry, LifecycleRequest, Rules,
+    Transition,
+};
+use countersign_store::{
+    Commit, CommitError, IdempotencyRecord, ListPage, ListQuery, Revision, Store,
+};
+
+use crate::clock::Clock;
+use crate::error::ServiceError;
+use crate::ids::{new_id, RandomIds};
+use crate::retry::RetryPolicy;
+
+/// How long an idempotency key holds its response (SPEC section 3).
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+/// The response a request produced, as it is kept for replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A request carrying an `Idempotency-Key`: its record is committed with the change it makes.
+pub struct IdempotencyIntent<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a str,
+    /// Renders the response from the agreement as committed.
+    pub render: &'a (dyn Fn(&Agreement) -> RenderedResponse + Send + Sync),
+}
+
+impl IdempotencyIntent<'_> {
+    fn record(&self, tenant: &str, agreement: &Agreement, now: DateTime<Utc>) -> IdempotencyRecord {
+        let response = (self.render)(agreement);
+        IdempotencyRecord {
+            tenant: tenant.to_owned(),
+            key: self.key.to_owned(),
+            request_hash: self.request_hash.to_owned(),
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+            created_at: now,
+            expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
+        }
+    }
+}
+
+pub struct AgreementService<S: ?Sized> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    rules: Rules,
+    retry: RetryPolicy,
+}
+
+impl<S: Store + ?Sized> AgreementService<S> {
+    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>, rules: Rules, retry: RetryPolicy) -> Self {
+        AgreementService {
+            store,
+            clock,
+            rules,
+            retry,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// A new draft: one commit that must not find the id taken.
+    pub async fn create(
+        &self,
+        tenant: &str,
+        input: AgreementInput,
+        idempotency: Option<&IdempotencyIntent<'_>>,
+    ) -> Result<Agreement, ServiceError> {
+        for attempt in 0..self.retry.max_attempts {
+            let now = self.clock.now();
+            let transition = Agreement::create(
+                new_id(),
+                tenant.to_owned(),
+                input.clone(),
+                now,
+                &self.rules,
+                &mut RandomIds,
+            )?;
+            let idempotency =
+                idempotency.map(|intent| intent.record(tenant, &transition.agreement, now));
+            let agreement = transition.agreement.clone();
+            match self
+                .store
+                .commit(Commit {
+                    transition,
+                    expected: None,
+                    idempotency,
+                    provider_event: None,
+                })
+                .await
+            {
+                Ok(()) => return Ok(agreement),
+                // A 129-bit id collision: draw another.
+                Err(CommitError::Conflict) => self.retry.pause(attempt).await,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Contention)
+    }
+
+    /// The tenant's agreement; another tenant's is not found.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Agreement, ServiceError> {
+        match self.store.get_agreement(id).await? {
+            Some(agreement) if agreement.tenant == tenant => Ok(agreement),
+            _ => Err(ServiceError::NotFound),
+        }
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<ListPage, ServiceError> {
+        Ok(self.store.list_agreements(query).await?)
+    }
+
+    pub async fn history(&self, tenant: &str, id: &str) -> Result<Vec<HistoryEntry>, ServiceError> {
+        self.get(tenant, id).await?;
+        Ok(self.store.history(id).await?)
+    }
+
+    /// An edit: `make_input` turns the agreement as read into the edited input (a merge patch
+    /// applied to it), again on every retry since the base may have moved.
+    pub async fn edit(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<u64>,
+        make_input: &(dyn Fn(&Agreement) -> Result<AgreementInput, ServiceError> + Send + Sync),
+    ) -> Result<Agreement, ServiceError> {
+        self.change(tenant, id, if_match, None, |agreement, now| {
+            let input = make_input(agreement)?;
+            Ok(agreement.decide_edit(input, now, &self.rules, &mut RandomIds)?)
+        })
+        .await
+    }
+
+    pub async fn lifecycle(
+        &self,
+        tenant: &str,
+        id: &str,
+        request: LifecycleRequest,
+        if_match: Option<u64>,
+        idempotency: Option<&IdempotencyIntent<'_>>,
+    ) -> Result<Agreement, ServiceError> {
+        self.change(tenant, id, if_match, idempotency, |agreement, now| {
+            Ok(agreement.decide_lifecycle(request.clone(), now)?)
+        })
+        .await
+    }
+
+    /// Sandbox `expire`: only for test-mode agreements (others are not found).
+    pub async fn sandbox_expire(&self, tenant: &str, id: &str) -> Result<Agreement, ServiceError> {
+        self.change(tenant, id, None, None, |agreement, now| {
+            match agreement.decide_sandbox_expire(now) {
+                Err(DomainError::NotInTestMode) => Err(ServiceError::NotFound),
+                other => Ok(other?),
+            }
+        })
+        .await
+    }
+
+    /// Read, decide, commit guarded by the revision read; on conflict, all over again.
+    async fn change(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<u64>,
+        idempotency: Option<&IdempotencyIntent<'_>>,
+        decide: impl Fn(&Agreement, DateTime<Utc>) -> Result<Decision, ServiceError>,
+    ) -> Result<Agreement, ServiceError> {
+        for attempt in 0..self.retry.max_attempts {
+            let current = self.get(tenant, id).await?;
+            if let Some(expected) = if_match {
+                if expected != current.version {
+                    return Err(ServiceError::VersionMismatch {
+                        current: current.version,
+                    });
+                }
+            }
+            let now = self.clock.now();
+            let transition = match decide(&current, now)? {
+                Decision::Unchanged => {
+                    if let Some(intent) = idempotency {
+                        self.store
+                            .put_idempotency(intent.record(tenant, &current, now), now)
+                            .await?;
+                    }
+                    return Ok(current);
+                }
+                Decision::Changed(transition) => transition,
+                // Only provider events are ignored, and they do not come this way.
+                Decision::Ignored { transition, .. } => transition,
+            };
+            match self
+                .commit_guarded(&current, transition, idempotency, tenant, now)
+                .await
+            {
+                Ok(agreement) => return Ok(agreement),
+                Err(CommitError::Conflict) => self.retry.pause(attempt).await,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Contention)
+    }
+
+    async fn commit_guarded(
+        &self,
+        read: &Agreement,
+        transition: Transition,
+        idempotency: Option<&IdempotencyIntent<'_>>,
+        tenant: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Agreement, CommitError> {
+        let agreement = transition.agreement.clone();
+        let idempotency = idempotency.map(|intent| intent.record(tenant, &agreement, now));
+        self.store
+            .commit(Commit {
+                transition,
+                expected: Some(Revision::of(read)),
+                idempotency,
+                provider_event: None,
+            })
+            .await?;
+        Ok(agreement)
+    }
+}

@@ -1,0 +1,33 @@
+use countersign_domain::DomainError;
+use countersign_store::{CommitError, StoreError};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// No such agreement for this tenant (another tenant's agreement is not found either).
+    #[error("agreement not found")]
+    NotFound,
+    /// `If-Match` names another version than the current one.
+    #[error("version mismatch: the agreement is at version {current}")]
+    VersionMismatch { current: u64 },
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// A live idempotency record already holds this key: read it and replay it, or refuse.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken,
+    /// Conflicting writers kept winning until the retry budget ran out.
+    #[error("too much contention on the agreement; retry later")]
+    Contention,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CommitError> for ServiceError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Conflict | CommitError::DuplicateProviderEvent => ServiceError::Contention,
+            CommitError::IdempotencyKeyTaken => ServiceError::IdempotencyKeyTaken,
+            CommitError::Store(store) => ServiceError::Store(store),
+        }
+    }
+}
