@@ -1,0 +1,138 @@
+//! Reading what a request carries: body, JSON, `If-Match`, `Idempotency-Key`, list cursors.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::HeaderMap;
+use lambda_http::{Body, Request};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use countersign_store::ListPosition;
+
+use crate::response::ApiError;
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+pub fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        // Body is non-exhaustive upstream: anything else is read as no body.
+        #[allow(unreachable_patterns)]
+        _ => &[],
+    }
+}
+
+/// Parses a JSON body; malformed JSON, wrong types and unknown fields are 400 with serde's
+/// description of where (it names fields, never internals).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))
+}
+
+/// `If-Match: "3"` (also `W/"3"`, `3`, or `*` for any version).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_request("If-Match is not text"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let unquoted = text.trim_start_matches("W/").trim_matches('"');
+    unquoted
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| ApiError::invalid_request("If-Match must be an ETag such as \"3\""))
+}
+
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_request("Idempotency-Key is not text"))?
+        .trim();
+    if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(ApiError::invalid_request(format!(
+            "Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// What makes two requests "the same" for an idempotency key: method, path and body.
+pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    hasher.update(path.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
+/// Cursors are opaque to clients: base64url of the keyset position.
+pub fn encode_cursor(position: &ListPosition) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::invalid_request("cursor is not one this API returned"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn if_match_accepts_strong_weak_bare_and_star() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(if_match(&headers).unwrap(), None);
+        for (value, expected) in [
+            ("\"3\"", Some(3)),
+            ("W/\"4\"", Some(4)),
+            ("5", Some(5)),
+            ("*", None),
+        ] {
+            headers.insert(http::header::IF_MATCH, HeaderValue::from_static(value));
+            assert_eq!(if_match(&headers).unwrap(), expected, "{value}");
+        }
+        headers.insert(http::header::IF_MATCH, HeaderValue::from_static("\"abc\""));
+        assert_eq!(
+            if_match(&headers).unwrap_err().error_type,
+            "INVALID_REQUEST"
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let position = ListPosition {
+            created_at: chrono::Utc::now(),
+            id: "abc".into(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&position)).unwrap(), position);
+        assert!(decode_cursor("not-a-cursor").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"{\"x\":1}")).is_err());
+    }
+
+    #[test]
+    fn request_hash_depends_on_every_part() {
+        let base = request_hash("POST", "/v1/agreements", b"{}");
+        assert_ne!(base, request_hash("PATCH", "/v1/agreements", b"{}"));
+        assert_ne!(base, request_hash("POST", "/v1/agreements/x", b"{}"));
+        assert_ne!(base, request_hash("POST", "/v1/agreements", b"{ }"));
+        assert_eq!(base, request_hash("POST", "/v1/agreements", b"{}"));
+    }
+}

@@ -1,0 +1,205 @@
+//! The envelopes of SPEC section 3: `{"version":"1.0","result_type":...,"data":...}` for success,
+//! `{"status":"error","error":{...}}` for errors. Nothing internal reaches a client.
+
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use countersign_domain::{DomainError, Issue};
+use countersign_service::ServiceError;
+use countersign_store::StoreError;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An error answer: status, `type`, message and details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub message: String,
+    pub details: Vec<Value>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error_type,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "AGREEMENT_NOT_FOUND",
+            "no such agreement",
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                message,
+            )
+        }
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "an internal error occurred; quote the request id when reporting it",
+        )
+    }
+
+    fn with_issues(mut self, issues: &[Issue]) -> Self {
+        self.details = issues
+            .iter()
+            .map(|issue| serde_json::to_value(issue).unwrap_or(Value::Null))
+            .collect();
+        self
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let body = json!({
+            "status": "error",
+            "error": {
+                "code": self.status.as_u16(),
+                "type": self.error_type,
+                "message": self.message,
+                "request_id": request_id,
+                "details": self.details,
+            }
+        });
+        let mut response = json_response(self.status, &body);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let message = error.to_string();
+        match error {
+            DomainError::InvalidTransition { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "INVALID_TRANSITION", message)
+            }
+            DomainError::NotEditable { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "AGREEMENT_NOT_EDITABLE", message)
+            }
+            DomainError::Invalid(issues) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_FAILED",
+                summarise(&message, &issues),
+            )
+            .with_issues(&issues),
+            // The type is the first failure's; every failure is in `details`.
+            DomainError::NotReady(issues) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                issues
+                    .first()
+                    .map(|issue| issue.code.as_str())
+                    .unwrap_or("VALIDATION_FAILED"),
+                summarise(&message, &issues),
+            )
+            .with_issues(&issues),
+            DomainError::InvalidCancellationReason(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_CANCELLATION_REASON",
+                message,
+            ),
+            DomainError::NotInTestMode => ApiError::not_found(),
+        }
+    }
+}
+
+fn summarise(message: &str, issues: &[Issue]) -> String {
+    match issues {
+        [only] => format!("{message}: {} {}", only.field, only.message),
+        _ => format!("{message}: {} problems, listed in details", issues.len()),
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::NotFound => ApiError::not_found(),
+            ServiceError::VersionMismatch { current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "VERSION_MISMATCH",
+                format!("If-Match does not match: the agreement is at version {current}"),
+            ),
+            ServiceError::Domain(domain) => domain.into(),
+            ServiceError::IdempotencyKeyTaken => idempotency_key_reused(),
+            ServiceError::Contention => {
+                ApiError::unavailable("the agreement is busy; retry shortly", 1)
+            }
+            ServiceError::Store(StoreError::Unavailable(cause)) => {
+                tracing::error!(%cause, "store unavailable");
+                ApiError::unavailable("storage is temporarily unavailable", 5)
+            }
+            ServiceError::Store(StoreError::Corrupt(cause)) => {
+                tracing::error!(%cause, "corrupt stored record");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+pub fn idempotency_key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "IDEMPOTENCY_KEY_REUSED",
+        "this Idempotency-Key was used with another request",
+    )
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `{"version":"1.0","result_type":"single","resource_type":...,"data":...}`.
+pub fn single(resource_type: &str, data: impl Serialize) -> Value {
+    json!({
+        "version": "1.0",
+        "result_type": "single",
+        "resource_type": resource_type,
+        "data": data,
+    })
+}
+
+pub fn list(resource_type: &str, data: impl Serialize, next_cursor: Option<String>) -> Value {
+    json!({
+        "version": "1.0",
+        "result_type": "list",
+        "resource_type": resource_type,
+        "data": data,
+        "next_cursor": next_cursor,
+    })
+}

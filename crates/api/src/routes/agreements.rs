@@ -1,0 +1,332 @@
+//! Agreement routes: create, get, list, patch, lifecycle, history.
+
+use http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use countersign_domain::{
+    Agreement, AgreementInput, CancellationReason, DomainError, LifecycleRequest, Status,
+};
+use countersign_service::{IdempotencyIntent, RenderedResponse, ServiceError};
+use countersign_store::{ListPosition, ListQuery, Store};
+
+use crate::request::{
+    body_bytes, decode_cursor, encode_cursor, idempotency_key, if_match, parse_json, request_hash,
+};
+use crate::response::{idempotency_key_reused, json_response, list, single, ApiError};
+use crate::view::{AgreementView, HistoryEntryView};
+use crate::Api;
+
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+/// The response for an agreement: the envelope, `ETag`, and `Location` on creation.
+pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> Response<Body> {
+    rendered_to_response(render_agreement(status, agreement))
+}
+
+pub(crate) fn render_agreement(status: StatusCode, agreement: &Agreement) -> RenderedResponse {
+    let body = single("agreement", AgreementView::of(agreement)).to_string();
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("etag".to_owned(), format!("\"{}\"", agreement.version)),
+    ];
+    if status == StatusCode::CREATED {
+        headers.push((
+            "location".to_owned(),
+            format!("/v1/agreements/{}", agreement.id),
+        ));
+    }
+    RenderedResponse {
+        status: status.as_u16(),
+        headers,
+        body,
+    }
+}
+
+fn rendered_to_response(rendered: RenderedResponse) -> Response<Body> {
+    let mut response = Response::new(Body::Text(rendered.body));
+    *response.status_mut() = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::OK);
+    for (name, value) in rendered.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// `POST /v1/agreements/{id}/lifecycle` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleBody {
+    lifecycle_state: String,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancellationInput {
+    reason: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn lifecycle_request(body: &[u8]) -> Result<LifecycleRequest, ApiError> {
+    let body: LifecycleBody = parse_json(body)?;
+    let invalid_reason =
+        |message: String| -> ApiError { DomainError::InvalidCancellationReason(message).into() };
+    match (body.lifecycle_state.as_str(), body.input) {
+        ("pending", None) => Ok(LifecycleRequest::Pending),
+        ("open", None) => Ok(LifecycleRequest::Open),
+        ("pending" | "open", Some(_)) => Err(ApiError::invalid_request(format!(
+            "lifecycle_state `{}` takes no input",
+            body.lifecycle_state
+        ))),
+        ("cancelled", None) => Err(invalid_reason("cancelling needs input.reason".to_owned())),
+        ("cancelled", Some(input)) => {
+            let input: CancellationInput = serde_json::from_value(input)
+                .map_err(|error| invalid_reason(format!("input: {error}")))?;
+            CancellationReason::parse(&input.reason, input.description.as_deref())
+                .map(LifecycleRequest::Cancelled)
+                .map_err(invalid_reason)
+        }
+        (other, _) => Err(ApiError::invalid_request(format!(
+            "unknown lifecycle_state `{other}`: expected pending, open or cancelled"
+        ))),
+    }
+}
+
+impl<S: Store + ?Sized + 'static> Api<S> {
+    pub(crate) async fn create(
+        &self,
+        tenant: &str,
+        request: &Request,
+        path: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let body = body_bytes(request);
+        let input: AgreementInput = if body.iter().all(u8::is_ascii_whitespace) {
+            AgreementInput::default()
+        } else {
+            parse_json(body)?
+        };
+        let key = idempotency_key(request.headers())?;
+        let hash = request_hash("POST", path, body);
+        if let Some(key) = &key {
+            if let Some(replay) = self.replay(tenant, key, &hash).await? {
+                return Ok(replay);
+            }
+        }
+        let render = |agreement: &Agreement| render_agreement(StatusCode::CREATED, agreement);
+        let intent = key.as_deref().map(|key| IdempotencyIntent {
+            key,
+            request_hash: &hash,
+            render: &render,
+        });
+        match self.agreements.create(tenant, input, intent.as_ref()).await {
+            Ok(agreement) => Ok(agreement_response(StatusCode::CREATED, &agreement)),
+            Err(ServiceError::IdempotencyKeyTaken) => {
+                self.replay_after_race(tenant, key.as_deref(), &hash).await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub(crate) async fn get(&self, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
+        let agreement = self.agreements.get(tenant, id).await?;
+        Ok(agreement_response(StatusCode::OK, &agreement))
+    }
+
+    pub(crate) async fn list(
+        &self,
+        tenant: &str,
+        request: &Request,
+    ) -> Result<Response<Body>, ApiError> {
+        let params = request.query_string_parameters();
+        let mut query = ListQuery {
+            tenant: tenant.to_owned(),
+            lookup_key: None,
+            status: None,
+            limit: DEFAULT_PAGE,
+            after: None,
+        };
+        for (name, value) in params.iter() {
+            match name {
+                "lookup_key" => query.lookup_key = Some(value.to_owned()),
+                "status" => {
+                    query.status = Some(Status::parse(value).ok_or_else(|| {
+                        ApiError::invalid_request(format!("unknown status `{value}`"))
+                    })?)
+                }
+                "limit" => {
+                    query.limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|limit| (1..=MAX_PAGE).contains(limit))
+                        .ok_or_else(|| {
+                            ApiError::invalid_request(format!("limit is a number from 1 to {MAX_PAGE}"))
+                        })?
+                }
+                "cursor" => query.after = Some(decode_cursor(value)?),
+                other => {
+                    return Err(ApiError::invalid_request(format!(
+                        "unknown query parameter `{other}`: expected lookup_key, status, limit or cursor"
+                    )))
+                }
+            }
+        }
+        let page = self.agreements.list(&query).await?;
+        let data: Vec<AgreementView> = page.agreements.iter().map(AgreementView::of).collect();
+        let next = page
+            .next
+            .as_ref()
+            .map(|position: &ListPosition| encode_cursor(position));
+        Ok(json_response(
+            StatusCode::OK,
+            &list("agreement", data, next),
+        ))
+    }
+
+    pub(crate) async fn patch(
+        &self,
+        tenant: &str,
+        id: &str,
+        request: &Request,
+    ) -> Result<Response<Body>, ApiError> {
+        let patch: Value = parse_json(body_bytes(request))?;
+        if !patch.is_object() {
+            return Err(ApiError::invalid_request(
+                "a JSON merge patch here is an object",
+            ));
+        }
+        let if_match = if_match(request.headers())?;
+        // Applied to the agreement as read on every attempt: a retry after a conflict merges
+        // onto the newer version.
+        let make_input = |agreement: &Agreement| -> Result<AgreementInput, ServiceError> {
+            let mut document =
+                serde_json::to_value(agreement.editable_input()).map_err(|error| {
+                    ServiceError::Store(countersign_store::StoreError::Corrupt(error.to_string()))
+                })?;
+            json_patch::merge(&mut document, &patch);
+            serde_json::from_value(document).map_err(|error| {
+                ServiceError::Domain(DomainError::Invalid(vec![countersign_domain::Issue::new(
+                    countersign_domain::IssueCode::ValidationFailed,
+                    "body",
+                    error.to_string(),
+                )]))
+            })
+        };
+        // Shape errors (unknown fields, wrong types) are 400, as for create: check the patch
+        // on its own before touching the store.
+        let probe = serde_json::to_value(AgreementInput::default()).unwrap_or(Value::Null);
+        let mut shaped = probe;
+        json_patch::merge(&mut shaped, &patch);
+        serde_json::from_value::<AgreementInput>(shaped)
+            .map_err(|error| ApiError::invalid_request(format!("invalid patch: {error}")))?;
+        let agreement = self
+            .agreements
+            .edit(tenant, id, if_match, &make_input)
+            .await?;
+        Ok(agreement_response(StatusCode::OK, &agreement))
+    }
+
+    pub(crate) async fn lifecycle(
+        &self,
+        tenant: &str,
+        id: &str,
+        request: &Request,
+        path: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let body = body_bytes(request);
+        let lifecycle = lifecycle_request(body)?;
+        let if_match = if_match(request.headers())?;
+        let key = idempotency_key(request.headers())?;
+        let hash = request_hash("POST", path, body);
+        if let Some(key) = &key {
+            if let Some(replay) = self.replay(tenant, key, &hash).await? {
+                return Ok(replay);
+            }
+        }
+        let render = |agreement: &Agreement| render_agreement(StatusCode::OK, agreement);
+        let intent = key.as_deref().map(|key| IdempotencyIntent {
+            key,
+            request_hash: &hash,
+            render: &render,
+        });
+        match self
+            .agreements
+            .lifecycle(tenant, id, lifecycle, if_match, intent.as_ref())
+            .await
+        {
+            Ok(agreement) => Ok(agreement_response(StatusCode::OK, &agreement)),
+            Err(ServiceError::IdempotencyKeyTaken) => {
+                self.replay_after_race(tenant, key.as_deref(), &hash).await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub(crate) async fn history(&self, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
+        let entries = self.agreements.history(tenant, id).await?;
+        let data: Vec<HistoryEntryView> = entries.iter().map(HistoryEntryView::of).collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &list("history_entry", data, None),
+        ))
+    }
+
+    /// The first response again for the same key and request; 422 for the same key and another
+    /// request; `None` when the key is new (or its record expired).
+    async fn replay(
+        &self,
+        tenant: &str,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let record = self
+            .agreements
+            .store()
+            .get_idempotency(tenant, key, self.agreements.now())
+            .await
+            .map_err(ServiceError::from)?;
+        match record {
+            None => Ok(None),
+            Some(record) if record.request_hash == hash => {
+                let mut response = rendered_to_response(RenderedResponse {
+                    status: record.status,
+                    headers: record.headers,
+                    body: record.body,
+                });
+                response.headers_mut().insert(
+                    "idempotent-replayed",
+                    http::HeaderValue::from_static("true"),
+                );
+                Ok(Some(response))
+            }
+            Some(_) => Err(idempotency_key_reused()),
+        }
+    }
+
+    /// Another request with the same key committed first: answer as if we had come second.
+    async fn replay_after_race(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        hash: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let Some(key) = key else {
+            return Err(ApiError::internal());
+        };
+        match self.replay(tenant, key, hash).await? {
+            Some(response) => Ok(response),
+            None => Err(ApiError::unavailable(
+                "the request raced another with the same key; retry",
+                1,
+            )),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `POST /v1/callbacks/{provider}` (SPEC section 5): verify, queue, 202. Applying the event is the
+//! callback processor's job, so the provider gets its answer fast.
+
+use http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use countersign_provider::WebhookError;
+use countersign_store::Store;
+
+use crate::request::body_bytes;
+use crate::response::{json_response, single, ApiError};
+use crate::Api;
+
+impl<S: Store + ?Sized + 'static> Api<S> {
+    pub(crate) async fn callback(
+        &self,
+        provider: &str,
+        request: &Request,
+    ) -> Result<Response<Body>, ApiError> {
+        self.accept_callback(provider, request.headers(), body_bytes(request))
+            .await
+    }
+
+    /// Also the entry of sandbox-produced callbacks: they travel the same path as a provider's.
+    pub(crate) async fn accept_callback(
+        &self,
+        provider: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let verifier = self.providers.get(provider).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("no provider `{provider}`"),
+            )
+        })?;
+        // Nothing is stored before the signature is verified.
+        let event = verifier
+            .verify(headers, body, self.agreements.now())
+            .map_err(|error| match error {
+                WebhookError::MalformedPayload(detail) => {
+                    ApiError::invalid_request(format!("signed payload is not a valid event: {detail}"))
+                }
+                other => {
+                    tracing::warn!(provider, error = %other, "callback refused: verification failed");
+                    ApiError::unauthorized("webhook signature verification failed")
+                }
+            })?;
+        self.queue.enqueue(&event).await.map_err(|error| {
+            tracing::error!(%error, "callback queue unavailable");
+            ApiError::unavailable("callbacks cannot be queued right now", 5)
+        })?;
+        Ok(json_response(
+            StatusCode::ACCEPTED,
+            &single(
+                "provider_event",
+                json!({
+                    "provider": event.provider,
+                    "event_id": event.event_id,
+                    "type": event.event_type,
+                    "agreement_id": event.agreement_id,
+                    "participant_id": event.participant_id,
+                }),
+            ),
+        ))
+    }
+}

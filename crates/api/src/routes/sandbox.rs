@@ -1,0 +1,136 @@
+//! Sandbox routes (SPEC section 6): for test-mode agreements only, they produce signed provider
+//! callbacks that travel the real callback path, or move `expires_at` to now.
+
+use chrono::SecondsFormat;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+use countersign_provider::sandbox;
+use countersign_service::ids::new_id;
+use countersign_store::Store;
+
+use crate::response::ApiError;
+use crate::routes::agreements::agreement_response;
+use crate::Api;
+
+const SIGNATURE_HEADER: &str = "countersign-signature";
+
+fn sandbox_off() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "the sandbox is switched off",
+    )
+}
+
+impl<S: Store + ?Sized + 'static> Api<S> {
+    pub(crate) async fn sandbox_participant(
+        &self,
+        tenant: &str,
+        id: &str,
+        participant_id: &str,
+        action: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        if !self.config.sandbox.enabled {
+            return Err(sandbox_off());
+        }
+        let event_type = match action {
+            "sign" => "participant.signed",
+            "refuse" => "participant.refused",
+            "bounce" => "participant.delivery_failed",
+            "fail-identity" => "participant.identity_check_failed",
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    format!("unknown sandbox action `{other}`: expected sign, refuse, bounce or fail-identity"),
+                ))
+            }
+        };
+        let agreement = self.test_mode_agreement(tenant, id).await?;
+        if agreement.participant(participant_id).is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "PARTICIPANT_NOT_FOUND",
+                format!("agreement has no participant `{participant_id}`"),
+            ));
+        }
+        self.emit(event_type, id, Some(participant_id)).await
+    }
+
+    pub(crate) async fn sandbox_fail(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        if !self.config.sandbox.enabled {
+            return Err(sandbox_off());
+        }
+        self.test_mode_agreement(tenant, id).await?;
+        self.emit("agreement.failed", id, None).await
+    }
+
+    pub(crate) async fn sandbox_expire(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        if !self.config.sandbox.enabled {
+            return Err(sandbox_off());
+        }
+        let agreement = self.agreements.sandbox_expire(tenant, id).await?;
+        Ok(agreement_response(StatusCode::OK, &agreement))
+    }
+
+    /// Agreements not in test mode do not exist for the sandbox.
+    async fn test_mode_agreement(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<countersign_domain::Agreement, ApiError> {
+        let agreement = self.agreements.get(tenant, id).await?;
+        if agreement.test_mode {
+            Ok(agreement)
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+
+    /// Builds the sandbox provider's webhook, signs it, and hands it to the callback route.
+    async fn emit(
+        &self,
+        event_type: &str,
+        agreement_id: &str,
+        participant_id: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        let now = self.agreements.now();
+        let mut data = json!({ "agreement_id": agreement_id });
+        if let Some(participant_id) = participant_id {
+            data["participant_id"] = json!(participant_id);
+        }
+        let body = json!({
+            "id": format!("evt_{}", new_id()),
+            "type": event_type,
+            "created_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "data": data,
+        })
+        .to_string();
+        let signature = sandbox::sign(
+            &self.config.sandbox.signing_secret,
+            now.timestamp(),
+            body.as_bytes(),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            HeaderValue::from_str(&signature).map_err(|_| ApiError::internal())?,
+        );
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self.accept_callback("sandbox", &headers, body.as_bytes())
+            .await
+    }
+}
