@@ -1,0 +1,226 @@
+//! `countersign-local` configuration, from environment variables with development defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use countersign_api::auth::ApiKeys;
+use countersign_api::service_hours::ServiceHours;
+use countersign_domain::Rules;
+
+/// The documented development default: `Authorization: Bearer dev-key` is tenant `dev-tenant`.
+pub const DEFAULT_API_KEYS: &str = "dev-key=dev-tenant";
+/// The sandbox provider's development secret; set your own with COUNTERSIGN_WEBHOOK_SECRETS.
+pub const DEFAULT_WEBHOOK_SECRET: &str = "sandbox-dev-secret";
+
+pub struct LocalConfig {
+    pub addr: SocketAddr,
+    pub api_keys: ApiKeys,
+    pub api_keys_are_default: bool,
+    /// The first one signs sandbox callbacks; all verify (rotation).
+    pub webhook_secrets: Vec<Vec<u8>>,
+    pub sandbox_enabled: bool,
+    pub service_hours: Option<ServiceHours>,
+    pub rules: Rules,
+    pub sweep_interval: Duration,
+    pub callback_max_receives: u32,
+    pub event_bus: String,
+}
+
+/// One line per variable, shown by `--help` and in the README.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("COUNTERSIGN_HOST", "127.0.0.1", "address to listen on"),
+    (
+        "COUNTERSIGN_PORT",
+        "8080",
+        "port to listen on (0: any free port)",
+    ),
+    (
+        "COUNTERSIGN_API_KEYS",
+        DEFAULT_API_KEYS,
+        "API keys and their tenants, `key=tenant,key=tenant`",
+    ),
+    (
+        "COUNTERSIGN_WEBHOOK_SECRETS",
+        DEFAULT_WEBHOOK_SECRET,
+        "sandbox provider webhook secrets, comma-separated; the first signs",
+    ),
+    ("COUNTERSIGN_SANDBOX", "on", "sandbox routes: on or off"),
+    (
+        "SERVICE_HOURS",
+        "(unset: always open)",
+        "consumer API hours, e.g. 07:30-22:00@Europe/Paris",
+    ),
+    (
+        "COUNTERSIGN_DEFAULT_EXPIRY_DAYS",
+        "120",
+        "expires_in_days when an agreement sets none (1 to 365)",
+    ),
+    (
+        "COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS",
+        "3",
+        "failed identity checks before IDENTITY_CHECK_FAILED",
+    ),
+    (
+        "COUNTERSIGN_SWEEP_INTERVAL_SECS",
+        "60",
+        "seconds between expiry sweeps",
+    ),
+    (
+        "COUNTERSIGN_CALLBACK_MAX_RECEIVES",
+        "5",
+        "attempts at a provider event before it is dead-lettered",
+    ),
+    (
+        "COUNTERSIGN_EVENT_BUS",
+        "countersign",
+        "bus name printed with each event",
+    ),
+];
+
+impl LocalConfig {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let host: IpAddr = parse_or(&get, "COUNTERSIGN_HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        let port: u16 = parse_or(&get, "COUNTERSIGN_PORT", 8080)?;
+        let keys_spec = get("COUNTERSIGN_API_KEYS");
+        let api_keys_are_default = keys_spec.is_none();
+        let api_keys = ApiKeys::parse(keys_spec.as_deref().unwrap_or(DEFAULT_API_KEYS))
+            .map_err(|error| format!("COUNTERSIGN_API_KEYS: {error}"))?;
+        let webhook_secrets: Vec<Vec<u8>> = get("COUNTERSIGN_WEBHOOK_SECRETS")
+            .unwrap_or_else(|| DEFAULT_WEBHOOK_SECRET.to_owned())
+            .split(',')
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| secret.as_bytes().to_vec())
+            .collect();
+        if webhook_secrets.is_empty() {
+            return Err("COUNTERSIGN_WEBHOOK_SECRETS: at least one secret".to_owned());
+        }
+        let sandbox_enabled = match get("COUNTERSIGN_SANDBOX").as_deref().map(str::trim) {
+            None | Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(other) => return Err(format!("COUNTERSIGN_SANDBOX: `{other}` is not on or off")),
+        };
+        let service_hours = match get("SERVICE_HOURS").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(spec) => Some(
+                spec.trim()
+                    .parse::<ServiceHours>()
+                    .map_err(|error| format!("SERVICE_HOURS: {error}"))?,
+            ),
+        };
+        let default_expires_in_days: u16 = parse_or(&get, "COUNTERSIGN_DEFAULT_EXPIRY_DAYS", 120)?;
+        if !(1..=365).contains(&default_expires_in_days) {
+            return Err("COUNTERSIGN_DEFAULT_EXPIRY_DAYS: 1 to 365".to_owned());
+        }
+        let identity_check_attempts: u32 =
+            parse_or(&get, "COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS", 3)?;
+        if identity_check_attempts == 0 {
+            return Err("COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS: at least 1".to_owned());
+        }
+        let sweep_secs: f64 = parse_or(&get, "COUNTERSIGN_SWEEP_INTERVAL_SECS", 60.0)?;
+        if !(sweep_secs > 0.0 && sweep_secs <= 86_400.0) {
+            return Err("COUNTERSIGN_SWEEP_INTERVAL_SECS: more than 0, at most 86400".to_owned());
+        }
+        let callback_max_receives: u32 = parse_or(&get, "COUNTERSIGN_CALLBACK_MAX_RECEIVES", 5)?;
+        Ok(LocalConfig {
+            addr: SocketAddr::new(host, port),
+            api_keys,
+            api_keys_are_default,
+            webhook_secrets,
+            sandbox_enabled,
+            service_hours,
+            rules: Rules {
+                identity_check_attempts,
+                default_expires_in_days,
+            },
+            sweep_interval: Duration::from_secs_f64(sweep_secs),
+            callback_max_receives: callback_max_receives.max(1),
+            event_bus: get("COUNTERSIGN_EVENT_BUS").unwrap_or_else(|| "countersign".to_owned()),
+        })
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}: `{value}` is not valid")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<LocalConfig, String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LocalConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert!(config.api_keys_are_default);
+        assert_eq!(
+            config.api_keys.tenants().collect::<Vec<_>>(),
+            vec![("dev-key", "dev-tenant")]
+        );
+        assert!(config.sandbox_enabled);
+        assert!(config.service_hours.is_none());
+        assert_eq!(config.rules, Rules::default());
+        assert_eq!(config.sweep_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        for (name, value) in [
+            ("COUNTERSIGN_PORT", "eighty"),
+            ("COUNTERSIGN_API_KEYS", "nokey"),
+            ("COUNTERSIGN_SANDBOX", "maybe"),
+            ("SERVICE_HOURS", "always"),
+            ("COUNTERSIGN_DEFAULT_EXPIRY_DAYS", "400"),
+            ("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0"),
+            ("COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS", "0"),
+        ] {
+            let error = config(&[(name, value)]).err().unwrap_or_default();
+            assert!(error.starts_with(name), "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn settings_are_read() {
+        let config = config(&[
+            ("COUNTERSIGN_PORT", "0"),
+            ("COUNTERSIGN_API_KEYS", "a=t1, b=t2"),
+            ("COUNTERSIGN_SANDBOX", "off"),
+            ("SERVICE_HOURS", "07:30-22:00@Europe/Paris"),
+            ("COUNTERSIGN_WEBHOOK_SECRETS", "new,old"),
+            ("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0.5"),
+        ])
+        .unwrap();
+        assert_eq!(config.addr.port(), 0);
+        assert_eq!(config.api_keys.tenants().count(), 2);
+        assert!(!config.sandbox_enabled);
+        assert!(config.service_hours.is_some());
+        assert_eq!(
+            config.webhook_secrets,
+            vec![b"new".to_vec(), b"old".to_vec()]
+        );
+        assert_eq!(config.sweep_interval, Duration::from_millis(500));
+    }
+}
