@@ -113,6 +113,13 @@ impl<'a> Route<'a> {
     fn is_consumer(&self) -> bool {
         !matches!(self, Route::Callback(_))
     }
+
+    fn is_sandbox(&self) -> bool {
+        matches!(
+            self,
+            Route::SandboxParticipant { .. } | Route::SandboxFail(_) | Route::SandboxExpire(_)
+        )
+    }
 }
 
 impl<S: Store + ?Sized + 'static> Api<S> {
@@ -178,6 +185,10 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         }
         if let Route::Callback(provider) = route {
             return self.callback(provider, request).await;
+        }
+        // Switched off, the sandbox routes do not exist, whatever the hour.
+        if route.is_sandbox() && !self.config.sandbox.enabled {
+            return Err(routes::sandbox::sandbox_off());
         }
         debug_assert!(route.is_consumer());
         if let Some(hours) = &self.config.service_hours {

@@ -1,3 +1,3 @@
 pub(crate) mod agreements;
 mod callbacks;
-mod sandbox;
+pub(crate) mod sandbox;

@@ -16,7 +16,7 @@ use crate::Api;
 
 const SIGNATURE_HEADER: &str = "countersign-signature";
 
-fn sandbox_off() -> ApiError {
+pub(crate) fn sandbox_off() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -32,9 +32,6 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         participant_id: &str,
         action: &str,
     ) -> Result<Response<Body>, ApiError> {
-        if !self.config.sandbox.enabled {
-            return Err(sandbox_off());
-        }
         let event_type = match action {
             "sign" => "participant.signed",
             "refuse" => "participant.refused",
@@ -64,9 +61,6 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         tenant: &str,
         id: &str,
     ) -> Result<Response<Body>, ApiError> {
-        if !self.config.sandbox.enabled {
-            return Err(sandbox_off());
-        }
         self.test_mode_agreement(tenant, id).await?;
         self.emit("agreement.failed", id, None).await
     }
@@ -76,9 +70,6 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         tenant: &str,
         id: &str,
     ) -> Result<Response<Body>, ApiError> {
-        if !self.config.sandbox.enabled {
-            return Err(sandbox_off());
-        }
         let agreement = self.agreements.sandbox_expire(tenant, id).await?;
         Ok(agreement_response(StatusCode::OK, &agreement))
     }
