@@ -1,0 +1,582 @@
+//! End to end: `countersign-local` started as a process, driven over real HTTP exactly as the
+//! README's walk-through does, agreements taken to every status of SPEC section 1, and the events
+//! it prints checked against each agreement's history.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use countersign_e2e::{
+    sandbox_signature, sandbox_signature_at, Client, LocalProcess, Reply, SETTLE_TIMEOUT,
+};
+use serde_json::{json, Value};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_countersign-local");
+
+fn agreement_body(participants: Value, signing_order: Value) -> Value {
+    json!({
+        "test_mode": true,
+        "contract": {"contract_id": "C-1", "proposal_id": "P-1",
+            "bank_information": {"account_holder": "Ada Lovelace",
+                "iban": "FR14 2004 1010 0505 0001 3M02 606", "bic": "BNPAFRPP"}},
+        "participants": participants,
+        "signing_order": signing_order,
+        "documents": {"main": {"filename": "lease.pdf", "mime_type": "application/pdf", "size": 48213,
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "uri": "s3://contracts/lease.pdf"}},
+        "metadata": {"lookup_key": "lease-42"}
+    })
+}
+
+fn two_signers() -> Value {
+    agreement_body(
+        json!([
+            {"id": "ada", "name": "Ada Lovelace", "email": "ada@example.com", "role": "signer"},
+            {"id": "bob", "name": "Bob Bank", "email": "bob@example.com", "role": "approver"}
+        ]),
+        json!({"enabled": false, "grouped": false}),
+    )
+}
+
+async fn sent(client: &Client, body: &Value) -> String {
+    let id = client.create(body).await;
+    let reply = client
+        .lifecycle(&id, json!({"lifecycle_state": "pending"}))
+        .await;
+    assert_eq!(reply.status, 200, "pending: {:?}", reply.body);
+    assert_eq!(reply.data()["status"], "pending");
+    id
+}
+
+async fn sandbox(client: &Client, id: &str, action: &str) -> Reply {
+    let reply = client
+        .post(&format!("/sandbox/agreements/{id}/{action}"), &json!(null))
+        .await;
+    assert!(
+        reply.status == 202 || reply.status == 200,
+        "sandbox {action}: {} {:?}",
+        reply.status,
+        reply.body
+    );
+    reply
+}
+
+fn participant<'a>(agreement: &'a Value, id: &str) -> &'a Value {
+    agreement["participants"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == id))
+        .unwrap_or_else(|| panic!("no participant {id} in {agreement:#}"))
+}
+
+fn summary(agreement: &Value) -> (String, Value, String) {
+    (
+        agreement["status"].as_str().unwrap_or_default().to_owned(),
+        agreement["signature_status"].clone(),
+        agreement["journey"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn types(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .map(|entry| entry["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The events printed for `id` are its published history entries, in order, sequences 1..n.
+async fn assert_events_match_history(local: &LocalProcess, client: &Client, id: &str) {
+    let history = client.history(id).await;
+    let published: Vec<&Value> = history
+        .iter()
+        .filter(|entry| entry["type"] != "ProviderEventIgnored")
+        .collect();
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    let events = loop {
+        let events = local.events_of(id);
+        if events.len() >= published.len() || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let event_types: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap_or(""))
+        .collect();
+    let entry_types: Vec<&str> = published
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(event_types, entry_types, "events printed for {id}");
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event["source"], "countersign");
+        assert_eq!(
+            event["detail"]["sequence"],
+            json!(index as u64 + 1),
+            "gapless sequence: {event}"
+        );
+        assert_eq!(event["detail"]["tenant"], "dev-tenant");
+        assert_eq!(event["detail"]["version"], published[index]["version"]);
+    }
+    let agreement = client.agreement(id).await;
+    let last = events.last().expect("at least AgreementCreated");
+    assert_eq!(last["detail"]["status"], agreement["status"]);
+    assert_eq!(
+        last["detail"]["signature_status"],
+        agreement["signature_status"]
+    );
+    assert_eq!(last["detail"]["journey"], agreement["journey"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agreements_reach_every_status_over_http() {
+    let local = LocalProcess::start(BINARY, &[("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0.2")]);
+    assert!(
+        local
+            .logs()
+            .iter()
+            .any(|line| line.contains("Bearer dev-key")),
+        "the start-up log says how to authenticate: {:?}",
+        local.logs()
+    );
+    let client = local.client("dev-key");
+    let mut walked = Vec::new();
+
+    // fulfilled, with signing groups: bob's group is invited only once ada's has signed.
+    let grouped = agreement_body(
+        json!([
+            {"id": "ada", "name": "Ada Lovelace", "email": "ada@example.com", "role": "signer", "signing_group": 1},
+            {"id": "bob", "name": "Bob Bank", "email": "bob@example.com", "role": "approver", "signing_group": 2}
+        ]),
+        json!({"enabled": true, "grouped": true}),
+    );
+    let id = sent(&client, &grouped).await;
+    let invited = |history: &[Value]| -> Vec<Value> {
+        history
+            .iter()
+            .filter(|e| e["type"] == "SigningGroupInvited")
+            .map(|e| e["signing_group"].clone())
+            .collect()
+    };
+    assert_eq!(invited(&client.history(&id).await), vec![json!(1)]);
+    sandbox(&client, &id, "participants/ada/sign").await;
+    client
+        .wait_for(&id, "ada signed", |a| {
+            participant(a, "ada")["status"] == "SIGNATURE_COMPLETE"
+        })
+        .await;
+    assert_eq!(
+        invited(&client.history(&id).await),
+        vec![json!(1), json!(2)]
+    );
+    sandbox(&client, &id, "participants/bob/sign").await;
+    let agreement = client
+        .wait_for(&id, "fulfilled", |a| a["status"] == "fulfilled")
+        .await;
+    assert_eq!(
+        summary(&agreement),
+        (
+            "fulfilled".into(),
+            json!("SIGNATURE_COMPLETE"),
+            "PROCEED".into()
+        )
+    );
+    assert!(agreement["completed_at"].is_string());
+    walked.push(id);
+
+    // refused
+    let id = sent(&client, &two_signers()).await;
+    sandbox(&client, &id, "participants/bob/refuse").await;
+    let agreement = client
+        .wait_for(&id, "refused", |a| a["status"] == "refused")
+        .await;
+    assert_eq!(
+        summary(&agreement),
+        (
+            "refused".into(),
+            json!("SIGNATURE_REFUSED"),
+            "STOPPED".into()
+        )
+    );
+    assert_eq!(
+        participant(&agreement, "bob")["status"],
+        "SIGNATURE_REFUSED"
+    );
+    assert_eq!(
+        participant(&agreement, "ada")["status"],
+        "SIGNATURE_PENDING"
+    );
+    walked.push(id);
+
+    // expired: the sandbox moves expires_at to now, the sweeper (every 0.2 s here) expires it.
+    let id = sent(&client, &two_signers()).await;
+    sandbox(&client, &id, "expire").await;
+    let agreement = client
+        .wait_for(&id, "expired", |a| a["status"] == "expired")
+        .await;
+    assert_eq!(
+        summary(&agreement),
+        (
+            "expired".into(),
+            json!("SIGNATURE_EXPIRED"),
+            "STOPPED".into()
+        )
+    );
+    walked.push(id);
+
+    // failed
+    let id = sent(&client, &two_signers()).await;
+    sandbox(&client, &id, "fail").await;
+    let agreement = client
+        .wait_for(&id, "failed", |a| a["status"] == "failed")
+        .await;
+    assert_eq!(
+        summary(&agreement),
+        ("failed".into(), json!("OTHER_FAILURE"), "STOPPED".into())
+    );
+    walked.push(id);
+
+    // cancelled, from draft, from open and from pending
+    let from_draft = client.create(&two_signers()).await;
+    let from_pending = sent(&client, &two_signers()).await;
+    let from_open = sent(&client, &two_signers()).await;
+    let reply = client
+        .lifecycle(&from_open, json!({"lifecycle_state": "open"}))
+        .await;
+    assert_eq!(reply.data()["status"], "open");
+    for (id, input) in [
+        (&from_draft, json!({"reason": "invalid_document"})),
+        (&from_open, json!({"reason": "invalid_participant"})),
+        (
+            &from_pending,
+            json!({"reason": "custom", "description": "the customer changed their mind"}),
+        ),
+    ] {
+        let reply = client
+            .lifecycle(
+                id,
+                json!({"lifecycle_state": "cancelled", "input": input.clone()}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "cancel: {:?}", reply.body);
+        assert_eq!(
+            summary(reply.data()),
+            (
+                "cancelled".into(),
+                json!("SIGNATURE_CANCELLED"),
+                "STOPPED".into()
+            )
+        );
+        let expected_reason = input.get("description").unwrap_or(&input["reason"]).clone();
+        assert_eq!(reply.data()["cancellation_reason"], expected_reason);
+        // Terminal: nothing moves it again.
+        let again = client
+            .lifecycle(id, json!({"lifecycle_state": "pending"}))
+            .await;
+        assert_eq!(
+            (again.status, again.error_type()),
+            (409, "INVALID_TRANSITION")
+        );
+        walked.push(id.clone());
+    }
+
+    // bounced: the journey stops while the agreement stays pending; reopening resets it, and the
+    // second round is signed to the end.
+    let id = sent(&client, &two_signers()).await;
+    sandbox(&client, &id, "participants/ada/bounce").await;
+    let agreement = client
+        .wait_for(&id, "journey STOPPED", |a| a["journey"] == "STOPPED")
+        .await;
+    assert_eq!(
+        summary(&agreement),
+        (
+            "pending".into(),
+            json!("SIGNATURE_ONGOING"),
+            "STOPPED".into()
+        )
+    );
+    assert_eq!(
+        participant(&agreement, "ada")["status"],
+        "SIGNATORY_DELIVERY_FAILED"
+    );
+    let reopened = client
+        .lifecycle(&id, json!({"lifecycle_state": "open"}))
+        .await;
+    assert_eq!(
+        summary(reopened.data()),
+        ("open".into(), Value::Null, "WAITING".into())
+    );
+    assert_eq!(
+        participant(reopened.data(), "ada")["status"],
+        "SIGNATURE_PENDING"
+    );
+    assert!(reopened.data()["expires_at"].is_null());
+    let resent = client
+        .lifecycle(&id, json!({"lifecycle_state": "pending"}))
+        .await;
+    assert_eq!(
+        summary(resent.data()),
+        (
+            "pending".into(),
+            json!("SIGNATURE_ONGOING"),
+            "WAITING".into()
+        )
+    );
+    sandbox(&client, &id, "participants/ada/sign").await;
+    sandbox(&client, &id, "participants/bob/sign").await;
+    client
+        .wait_for(&id, "fulfilled after reopening", |a| {
+            a["status"] == "fulfilled"
+        })
+        .await;
+    let history = types(&client.history(&id).await);
+    assert!(
+        history.contains(&"ParticipantDeliveryFailed".to_owned()),
+        "{history:?}"
+    );
+    assert!(
+        history.contains(&"CustomerJourneyStopped".to_owned()),
+        "{history:?}"
+    );
+    assert!(
+        history.contains(&"AgreementReopened".to_owned()),
+        "{history:?}"
+    );
+    walked.push(id);
+
+    // identity check failed at the third attempt (the default), not before.
+    let id = sent(&client, &two_signers()).await;
+    for _ in 0..2 {
+        sandbox(&client, &id, "participants/bob/fail-identity").await;
+    }
+    let agreement = client
+        .wait_for(&id, "two failed identity checks", |a| {
+            participant(a, "bob")["identity_check_failures"] == 2
+        })
+        .await;
+    assert_eq!(
+        participant(&agreement, "bob")["status"],
+        "SIGNATURE_PENDING"
+    );
+    assert_eq!(agreement["journey"], "WAITING");
+    sandbox(&client, &id, "participants/bob/fail-identity").await;
+    let agreement = client
+        .wait_for(&id, "identity check failed", |a| a["journey"] == "STOPPED")
+        .await;
+    assert_eq!(
+        participant(&agreement, "bob")["status"],
+        "IDENTITY_CHECK_FAILED"
+    );
+    assert_eq!(agreement["status"], "pending");
+    walked.push(id);
+
+    for id in &walked {
+        assert_events_match_history(&local, &client, id).await;
+    }
+    // Newest first, and the walk is all there.
+    let listed = client
+        .get("/agreements?lookup_key=lease-42&limit=100")
+        .await;
+    let listed_ids: Vec<&str> = listed
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed_ids.len(), walked.len());
+    assert_eq!(
+        listed_ids.first().copied(),
+        walked.last().map(String::as_str)
+    );
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_callbacks_and_limits_over_http() {
+    let local = LocalProcess::start(
+        BINARY,
+        &[
+            (
+                "COUNTERSIGN_API_KEYS",
+                "dev-key=dev-tenant,other-key=other-tenant",
+            ),
+            ("COUNTERSIGN_WEBHOOK_SECRETS", "new-secret,old-secret"),
+        ],
+    );
+    let client = local.client("dev-key");
+    let other = local.client("other-key");
+    let id = sent(&client, &two_signers()).await;
+
+    // Another tenant neither sees nor changes it.
+    for reply in [
+        other.get(&format!("/agreements/{id}")).await,
+        other
+            .lifecycle(&id, json!({"lifecycle_state": "open"}))
+            .await,
+        other.get(&format!("/agreements/{id}/history")).await,
+    ] {
+        assert_eq!(
+            (reply.status, reply.error_type()),
+            (404, "AGREEMENT_NOT_FOUND")
+        );
+    }
+    let listed = other.get("/agreements?lookup_key=lease-42").await;
+    assert_eq!(listed.data(), &json!([]));
+    let unauthenticated = local
+        .client("no-such-key")
+        .get(&format!("/agreements/{id}"))
+        .await;
+    assert_eq!(
+        (unauthenticated.status, unauthenticated.error_type()),
+        (401, "UNAUTHORIZED")
+    );
+    let request_id = unauthenticated
+        .header("x-request-id")
+        .expect("X-Request-Id")
+        .to_owned();
+    assert_eq!(
+        unauthenticated.body["error"]["request_id"],
+        json!(request_id)
+    );
+
+    // A provider webhook posted by hand, signed with the previous secret (rotation).
+    let before = client.history(&id).await.len();
+    let event = json!({"id": "evt_e2e_1", "type": "participant.signed",
+        "created_at": "2026-11-23T10:00:00Z", "data": {"agreement_id": id, "participant_id": "ada"}});
+    let body = event.to_string().into_bytes();
+    let forged = sandbox_signature(b"not-the-secret", &body);
+    let reply = client
+        .send_raw(
+            "/callbacks/sandbox",
+            body.clone(),
+            &[("countersign-signature", &forged)],
+        )
+        .await;
+    assert_eq!((reply.status, reply.error_type()), (401, "UNAUTHORIZED"));
+    let stale = sandbox_signature_at(b"old-secret", unix_now() - 400, &body);
+    let reply = client
+        .send_raw(
+            "/callbacks/sandbox",
+            body.clone(),
+            &[("countersign-signature", &stale)],
+        )
+        .await;
+    assert_eq!((reply.status, reply.error_type()), (401, "UNAUTHORIZED"));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        client.history(&id).await.len(),
+        before,
+        "a refused webhook stores nothing"
+    );
+
+    let signature = sandbox_signature(b"old-secret", &body);
+    for _ in 0..2 {
+        let reply = client
+            .send_raw(
+                "/callbacks/sandbox",
+                body.clone(),
+                &[("countersign-signature", &signature)],
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{:?}", reply.body);
+    }
+    let agreement = client
+        .wait_for(&id, "ada signed", |a| {
+            participant(a, "ada")["status"] == "SIGNATURE_COMPLETE"
+        })
+        .await;
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    let history = loop {
+        let history = client.history(&id).await;
+        if history.len() >= before + 2 || std::time::Instant::now() > deadline {
+            break history;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let tail: Vec<String> = types(&history[before..]);
+    assert_eq!(
+        tail,
+        vec!["ParticipantSigned", "ProviderEventIgnored"],
+        "applied exactly once"
+    );
+    assert_eq!(
+        agreement["version"], history[before]["version"],
+        "the duplicate left the version alone"
+    );
+
+    // Over 1 MiB is refused before anything is read into an agreement.
+    let huge = json!({"metadata": {"lookup_key": "x".repeat(1024 * 1024 + 10)}});
+    let reply = client.post("/agreements", &huge).await;
+    assert_eq!(
+        (reply.status, reply.error_type()),
+        (413, "PAYLOAD_TOO_LARGE")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_closes_the_sandbox_and_the_consumer_api() {
+    // A one-hour window that starts two hours from now (UTC): closed for the whole test.
+    let hour = (unix_now() / 3600 + 2) % 24;
+    let hours = format!("{hour:02}:00-{:02}:00@UTC", (hour + 1) % 24);
+    let local = LocalProcess::start(
+        BINARY,
+        &[("COUNTERSIGN_SANDBOX", "off"), ("SERVICE_HOURS", &hours)],
+    );
+    let client = local.client("dev-key");
+
+    let reply = client.post("/agreements", &two_signers()).await;
+    assert_eq!(
+        (reply.status, reply.error_type()),
+        (503, "SERVICE_UNAVAILABLE")
+    );
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(
+        (3600..=2 * 3600).contains(&retry_after),
+        "opens in 1 to 2 hours: {retry_after}"
+    );
+
+    // Callbacks are never closed: a verified event for an unknown agreement is acknowledged.
+    let body = json!({"id": "evt_closed", "type": "participant.signed", "created_at": "2026-11-23T10:00:00Z",
+        "data": {"agreement_id": "unknownagreement000000000", "participant_id": "ada"}})
+    .to_string()
+    .into_bytes();
+    let signature = sandbox_signature(b"sandbox-dev-secret", &body);
+    let reply = client
+        .send_raw(
+            "/callbacks/sandbox",
+            body,
+            &[("countersign-signature", &signature)],
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+
+    let reply = client
+        .post(
+            "/sandbox/agreements/unknownagreement000000000/expire",
+            &json!(null),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 404,
+        "sandbox routes are gone: {:?}",
+        reply.body
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_at_start_naming_the_variable() {
+    let output = std::process::Command::new(BINARY)
+        .env("COUNTERSIGN_PORT", "eighty")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("COUNTERSIGN_PORT"), "{stderr}");
+}
