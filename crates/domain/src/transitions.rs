@@ -100,12 +100,17 @@ pub enum IgnoreReason {
         status: ParticipantStatus,
     },
     ParticipantNotInvited(String),
+    /// The same signed document was already recorded (by another event id).
+    SignedDocumentAlreadyRecorded,
 }
 
 impl std::fmt::Display for IgnoreReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IgnoreReason::Duplicate => write!(f, "duplicate provider event id"),
+            IgnoreReason::SignedDocumentAlreadyRecorded => {
+                write!(f, "this signed document is already recorded")
+            }
             IgnoreReason::Unusable {
                 event_type,
                 problem,
@@ -374,6 +379,8 @@ impl Agreement {
         reopened.reset_signing();
         reopened.sent_at = None;
         reopened.expires_at = None;
+        // A document signed in the abandoned round is not the outcome of the next one.
+        reopened.documents.signed_document = None;
         self.change_to(reopened, now, None, |_| {
             vec![EntryDraft::new(EntryType::AgreementReopened)]
         })
@@ -469,7 +476,7 @@ impl Agreement {
                 let mut recorded = self.clone();
                 recorded.documents.signed_document = Some(document.clone());
                 if recorded == *self {
-                    return ignore(IgnoreReason::Duplicate);
+                    return ignore(IgnoreReason::SignedDocumentAlreadyRecorded);
                 }
                 Decision::Changed(self.change_to(recorded, now, event_id, |_| {
                     vec![EntryDraft::new(EntryType::AgreementUpdated)

@@ -550,7 +550,9 @@ fn open_clears_expires_at_and_resets_participants_then_pending_starts_over() {
     agreement = apply_event(&agreement, &signed("p1"));
     agreement = apply_event(&agreement, &delivery_failed("p2"));
     agreement = apply_event(&agreement, &identity_check_failed("p3"));
+    agreement = apply_event(&agreement, &signed_document());
     assert_eq!(agreement.journey(), Journey::Stopped);
+    assert!(agreement.documents.signed_document.is_some());
     assert_eq!(agreement.participants[2].identity_check_failures, 1);
 
     let reopened = lifecycle(&agreement, LifecycleRequest::Open, minutes(120));
@@ -558,6 +560,10 @@ fn open_clears_expires_at_and_resets_participants_then_pending_starts_over() {
     assert_eq!(reopened.expires_at, None);
     assert_eq!(reopened.journey(), Journey::Waiting);
     assert_eq!(reopened.signature_status(), None);
+    assert_eq!(
+        reopened.documents.signed_document, None,
+        "the abandoned round's document"
+    );
     for participant in &reopened.participants {
         assert_eq!(participant.status, ParticipantStatus::SignaturePending);
         assert_eq!(participant.identity_check_failures, 0);

@@ -622,10 +622,21 @@ fn a_fulfilled_agreement_records_its_signed_document_once() {
 
     // The same document delivered again is no change: no new version.
     let again = signed_document();
+    let decision = on_event(&first.agreement, &again, minutes(310));
+    assert!(
+        matches!(
+            &decision,
+            Decision::Ignored {
+                reason: IgnoreReason::SignedDocumentAlreadyRecorded,
+                ..
+            }
+        ),
+        "{decision:?}"
+    );
     assert_ignored(
         &first.agreement,
         &again,
-        on_event(&first.agreement, &again, minutes(310)),
+        decision,
         "same signed document again",
     );
 }
