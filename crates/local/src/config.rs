@@ -224,3 +224,30 @@ mod tests {
         assert_eq!(config.sweep_interval, Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::VARIABLES;
+
+    /// The README's configuration table and `--help` come from the same list: every variable
+    /// appears in a README table row that gives its default.
+    #[test]
+    fn every_variable_is_documented_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        for (name, default, _) in VARIABLES {
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("README.md has no configuration row for {name}"));
+            let default = default
+                .trim_start_matches('(')
+                .split(':')
+                .next()
+                .unwrap_or(default);
+            assert!(
+                row.contains(default),
+                "README row for {name} lacks its default `{default}`: {row}"
+            );
+        }
+    }
+}
