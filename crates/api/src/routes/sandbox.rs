@@ -1,10 +1,8 @@
 //! Sandbox routes (SPEC section 6): for test-mode agreements only, they produce signed provider
 //! callbacks that travel the real callback path, or move `expires_at` to now.
 
-use chrono::SecondsFormat;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
-use serde_json::json;
 
 use countersign_provider::sandbox;
 use countersign_service::ids::new_id;
@@ -13,8 +11,6 @@ use countersign_store::Store;
 use crate::response::ApiError;
 use crate::routes::agreements::agreement_response;
 use crate::Api;
-
-const SIGNATURE_HEADER: &str = "countersign-signature";
 
 pub(crate) fn sandbox_off() -> ApiError {
     ApiError::new(
@@ -33,10 +29,10 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         action: &str,
     ) -> Result<Response<Body>, ApiError> {
         let event_type = match action {
-            "sign" => "participant.signed",
-            "refuse" => "participant.refused",
-            "bounce" => "participant.delivery_failed",
-            "fail-identity" => "participant.identity_check_failed",
+            "sign" => sandbox::event_type::PARTICIPANT_SIGNED,
+            "refuse" => sandbox::event_type::PARTICIPANT_REFUSED,
+            "bounce" => sandbox::event_type::PARTICIPANT_DELIVERY_FAILED,
+            "fail-identity" => sandbox::event_type::PARTICIPANT_IDENTITY_CHECK_FAILED,
             other => {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -62,7 +58,8 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         id: &str,
     ) -> Result<Response<Body>, ApiError> {
         self.test_mode_agreement(tenant, id).await?;
-        self.emit("agreement.failed", id, None).await
+        self.emit(sandbox::event_type::AGREEMENT_FAILED, id, None)
+            .await
     }
 
     pub(crate) async fn sandbox_expire(
@@ -96,32 +93,28 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         participant_id: Option<&str>,
     ) -> Result<Response<Body>, ApiError> {
         let now = self.agreements.now();
-        let mut data = json!({ "agreement_id": agreement_id });
-        if let Some(participant_id) = participant_id {
-            data["participant_id"] = json!(participant_id);
-        }
-        let body = json!({
-            "id": format!("evt_{}", new_id()),
-            "type": event_type,
-            "created_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "data": data,
-        })
-        .to_string();
-        let signature = sandbox::sign(
-            &self.config.sandbox.signing_secret,
-            now.timestamp(),
-            body.as_bytes(),
-        );
+        let event = sandbox::SandboxEvent {
+            id: format!("evt_{}", new_id()),
+            event_type: event_type.to_owned(),
+            created_at: now,
+            data: sandbox::SandboxEventData {
+                agreement_id: agreement_id.to_owned(),
+                participant_id: participant_id.map(str::to_owned),
+                signed_document: None,
+            },
+        };
+        let body = sandbox::signed_event_body(&event);
+        let signature = sandbox::sign(&self.config.sandbox.signing_secret, now.timestamp(), &body);
         let mut headers = HeaderMap::new();
         headers.insert(
-            SIGNATURE_HEADER,
+            sandbox::SIGNATURE_HEADER,
             HeaderValue::from_str(&signature).map_err(|_| ApiError::internal())?,
         );
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        self.accept_callback("sandbox", &headers, body.as_bytes())
+        self.accept_callback(sandbox::PROVIDER_NAME, &headers, &body)
             .await
     }
 }
