@@ -192,21 +192,11 @@ pub fn check_input(input: &mut AgreementInput) -> Vec<Issue> {
     let mut participant_ids = HashSet::new();
     for (index, participant) in input.participants.iter().enumerate() {
         let field = format!("participants[{index}]");
-        check_id(
+        check_person(
             &mut invalid,
             &field,
-            participant.id.as_deref(),
+            [&participant.id, &participant.name, &participant.email],
             &mut participant_ids,
-        );
-        check_text(
-            &mut invalid,
-            &format!("{field}.name"),
-            participant.name.as_deref(),
-        );
-        check_text(
-            &mut invalid,
-            &format!("{field}.email"),
-            participant.email.as_deref(),
         );
         if participant.signing_group == 0 {
             invalid(
@@ -225,21 +215,11 @@ pub fn check_input(input: &mut AgreementInput) -> Vec<Issue> {
     let mut observer_ids = HashSet::new();
     for (index, observer) in input.observers.iter().enumerate() {
         let field = format!("observers[{index}]");
-        check_id(
+        check_person(
             &mut invalid,
             &field,
-            observer.id.as_deref(),
+            [&observer.id, &observer.name, &observer.email],
             &mut observer_ids,
-        );
-        check_text(
-            &mut invalid,
-            &format!("{field}.name"),
-            observer.name.as_deref(),
-        );
-        check_text(
-            &mut invalid,
-            &format!("{field}.email"),
-            observer.email.as_deref(),
         );
     }
 
@@ -294,6 +274,19 @@ pub fn check_input(input: &mut AgreementInput) -> Vec<Issue> {
     }
 
     issues
+}
+
+/// A participant's or an observer's `[id, name, email]`: the id unique among its kind, the texts
+/// within bounds (emails are checked as emails before `pending`).
+fn check_person(
+    invalid: &mut impl FnMut(String, String),
+    field: &str,
+    [id, name, email]: [&Option<String>; 3],
+    seen_ids: &mut HashSet<String>,
+) {
+    check_id(invalid, field, id.as_deref(), seen_ids);
+    check_text(invalid, &format!("{field}.name"), name.as_deref());
+    check_text(invalid, &format!("{field}.email"), email.as_deref());
 }
 
 fn check_text(invalid: &mut impl FnMut(String, String), field: &str, value: Option<&str>) {
