@@ -418,6 +418,14 @@ impl Agreement {
         }
     }
 
+    /// The participants a `SigningGroupInvited` entry of `step` invites: all of them without
+    /// signing order, a signing group with grouped order, one participant (list order) otherwise.
+    pub fn participants_of_step(&self, step: u32) -> impl Iterator<Item = &Participant> {
+        (0..self.participants.len())
+            .filter(move |&index| self.step_of(index) == step)
+            .map(|index| &self.participants[index])
+    }
+
     fn first_step(&self) -> Option<u32> {
         (0..self.participants.len()).map(|i| self.step_of(i)).min()
     }

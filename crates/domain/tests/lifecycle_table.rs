@@ -611,3 +611,44 @@ fn cancellation_reasons_follow_the_request_bodies() {
     assert!(CancellationReason::parse("because", None).is_err());
     assert!(CancellationReason::parse("", None).is_err());
 }
+
+#[test]
+fn participants_of_a_step_follow_the_signing_order() {
+    let ids = |agreement: &countersign_domain::Agreement, step: u32| -> Vec<String> {
+        agreement
+            .participants_of_step(step)
+            .map(|p| p.id.clone())
+            .collect()
+    };
+    let unordered = pending_from(ready_input());
+    assert_eq!(ids(&unordered, 1), ["p1", "p2", "p3"]);
+    assert!(ids(&unordered, 2).is_empty());
+
+    let grouped = pending_from(ready_input_with_order(
+        SigningOrder {
+            enabled: true,
+            grouped: true,
+        },
+        &[2, 1, 2],
+    ));
+    assert_eq!(ids(&grouped, 1), ["p2"]);
+    assert_eq!(ids(&grouped, 2), ["p1", "p3"]);
+
+    let one_by_one = pending_from(ready_input_with_order(
+        SigningOrder {
+            enabled: true,
+            grouped: false,
+        },
+        &[2, 1, 2],
+    ));
+    assert_eq!(ids(&one_by_one, 1), ["p1"]);
+    assert_eq!(ids(&one_by_one, 3), ["p3"]);
+    // What `pending` invited is exactly the first step.
+    let invited: Vec<String> = one_by_one
+        .participants
+        .iter()
+        .filter(|p| p.invited_at.is_some())
+        .map(|p| p.id.clone())
+        .collect();
+    assert_eq!(invited, ids(&one_by_one, 1));
+}
