@@ -4,6 +4,7 @@
 pub mod agreements;
 pub mod callbacks;
 pub mod clock;
+pub mod dispatcher;
 pub mod error;
 pub mod ids;
 pub mod outbox;
