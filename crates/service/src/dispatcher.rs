@@ -56,19 +56,32 @@ pub trait ProviderClient: Send + Sync {
     ) -> Result<(), DispatchError>;
 }
 
-/// The sandbox provider's outbound side: nothing leaves the system. It logs each call and keeps
-/// it, so tests and local runs can see what a real provider would have been asked.
-#[derive(Default)]
+/// The sandbox provider's outbound side: nothing leaves the system. It logs each call; a
+/// recording one also keeps them, so tests can see what a real provider would have been asked.
 pub struct SandboxClient {
-    calls: Mutex<Vec<ProviderRequest>>,
+    recorded: Option<Mutex<Vec<ProviderRequest>>>,
 }
 
 impl SandboxClient {
+    /// Logs only: what a long-running function uses.
+    pub fn logging() -> Self {
+        SandboxClient { recorded: None }
+    }
+
+    pub fn recording() -> Self {
+        SandboxClient {
+            recorded: Some(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// What a recording client was asked, in order.
     pub fn calls(&self) -> Vec<ProviderRequest> {
-        self.calls
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.recorded.as_ref().map_or_else(Vec::new, |calls| {
+            calls
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+        })
     }
 }
 
@@ -89,10 +102,12 @@ impl ProviderClient for SandboxClient {
             key = %request.idempotency_key,
             "sandbox provider: call recorded, nothing sent"
         );
-        self.calls
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(request.clone());
+        if let Some(calls) = &self.recorded {
+            calls
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(request.clone());
+        }
         Ok(())
     }
 }

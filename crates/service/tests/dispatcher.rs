@@ -43,8 +43,8 @@ impl World {
                 RetryPolicy::default(),
             ),
             store,
-            sandbox: Arc::new(SandboxClient::default()),
-            live: Arc::new(SandboxClient::default()),
+            sandbox: Arc::new(SandboxClient::recording()),
+            live: Arc::new(SandboxClient::recording()),
         }
     }
 
