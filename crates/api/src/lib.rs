@@ -68,19 +68,20 @@ enum Route<'a> {
 }
 
 impl<'a> Route<'a> {
-    /// The route for a method and path; `Err(true)` when the path exists with other methods.
-    fn find(method: &Method, path: &'a str) -> Result<Route<'a>, bool> {
+    /// The route for a method and path; `Err(Some(allowed methods))` when the path exists with
+    /// other methods, `Err(None)` when it does not exist at all.
+    fn find(method: &Method, path: &'a str) -> Result<Route<'a>, Option<&'static str>> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let route = match segments.as_slice() {
             ["v1", "agreements"] => match *method {
                 Method::POST => Route::CreateAgreement,
                 Method::GET => Route::ListAgreements,
-                _ => return Err(true),
+                _ => return Err(Some("GET, POST")),
             },
             ["v1", "agreements", id] => match *method {
                 Method::GET => Route::GetAgreement(id),
                 Method::PATCH => Route::PatchAgreement(id),
-                _ => return Err(true),
+                _ => return Err(Some("GET, PATCH")),
             },
             ["v1", "agreements", id, "lifecycle"] if method == Method::POST => Route::Lifecycle(id),
             ["v1", "agreements", id, "history"] if method == Method::GET => Route::History(id),
@@ -100,13 +101,19 @@ impl<'a> Route<'a> {
             ["v1", "sandbox", "agreements", id, "expire"] if method == Method::POST => {
                 Route::SandboxExpire(id)
             }
-            ["v1", "agreements", _, "lifecycle" | "history"]
+            ["v1", "agreements", _, "history"] => return Err(Some("GET")),
+            ["v1", "agreements", _, "lifecycle"]
             | ["v1", "callbacks", _]
             | ["v1", "sandbox", "agreements", _, "participants", _, _]
-            | ["v1", "sandbox", "agreements", _, "fail" | "expire"] => return Err(true),
-            _ => return Err(false),
+            | ["v1", "sandbox", "agreements", _, "fail" | "expire"] => return Err(Some("POST")),
+            _ => return Err(None),
         };
         Ok(route)
+    }
+
+    fn is_sandbox_path(path: &str) -> bool {
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        segments.next() == Some("v1") && segments.next() == Some("sandbox")
     }
 
     /// Callbacks are never closed and authenticate by signature, not by tenant.
@@ -165,16 +172,13 @@ impl<S: Store + ?Sized + 'static> Api<S> {
     }
 
     async fn dispatch(&self, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {
-        let route = Route::find(request.method(), path).map_err(|path_exists| {
-            if path_exists {
-                ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "METHOD_NOT_ALLOWED",
-                    "method not allowed on this path",
-                )
-            } else {
-                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+        let route = Route::find(request.method(), path).map_err(|allowed| match allowed {
+            // Switched off, the sandbox routes do not exist with any method.
+            Some(_) if Route::is_sandbox_path(path) && !self.config.sandbox.enabled => {
+                routes::sandbox::sandbox_off()
             }
+            Some(allow) => ApiError::method_not_allowed(allow),
+            None => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
         })?;
         if request::body_bytes(request).len() > MAX_BODY_BYTES {
             return Err(ApiError::new(

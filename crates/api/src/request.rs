@@ -26,9 +26,18 @@ pub fn body_bytes(request: &Request) -> &[u8] {
 }
 
 /// Parses a JSON body; malformed JSON, wrong types and unknown fields are 400 with serde's
-/// description of where (it names fields, never internals).
+/// description of where (it names fields, never internals). Every body of this API is a JSON
+/// object: serde would also read a struct from an array, field by position, so anything but an
+/// object is refused first.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_request(
+            "invalid JSON body: expected a JSON object",
+        ));
+    }
+    serde_json::from_value(value)
         .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))
 }
 

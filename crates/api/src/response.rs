@@ -1,7 +1,7 @@
 //! The envelopes of SPEC section 3: `{"version":"1.0","result_type":...,"data":...}` for success,
 //! `{"status":"error","error":{...}}` for errors. Nothing internal reaches a client.
 
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Vec<Value>,
     pub retry_after: Option<u64>,
+    /// The `Allow` header of a 405: the methods the path does support.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,11 +33,24 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    /// 405 with `Allow` (RFC 9110 section 15.5.6: a 405 names the methods the path supports).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!("method not allowed on this path; allowed: {allow}"),
+            )
+        }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -93,6 +108,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
         }
         response
     }

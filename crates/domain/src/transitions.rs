@@ -264,7 +264,7 @@ impl Agreement {
             issues.push(crate::error::Issue::new(
                 crate::error::IssueCode::ValidationFailed,
                 "test_mode",
-                "test_mode is fixed when the agreement is created",
+                "fixed when the agreement is created",
             ));
         }
         if !issues.is_empty() {

@@ -198,11 +198,6 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         request: &Request,
     ) -> Result<Response<Body>, ApiError> {
         let patch: Value = parse_json(body_bytes(request))?;
-        if !patch.is_object() {
-            return Err(ApiError::invalid_request(
-                "a JSON merge patch here is an object",
-            ));
-        }
         let if_match = if_match(request.headers())?;
         // Applied to the agreement as read on every attempt: a retry after a conflict merges
         // onto the newer version.
@@ -221,9 +216,14 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             })
         };
         // Shape errors (unknown fields, wrong types) are 400, as for create: check the patch
-        // on its own before touching the store.
-        let probe = serde_json::to_value(AgreementInput::default()).unwrap_or(Value::Null);
-        let mut shaped = probe;
+        // merged into the agreement as it is, so that a patch naming one field of a nested
+        // object (`{"documents":{"main":{"filename":...}}}`) keeps the fields it leaves out.
+        let current = self.agreements.get(tenant, id).await?;
+        let mut shaped = serde_json::to_value(current.editable_input()).map_err(|error| {
+            ApiError::from(ServiceError::Store(countersign_store::StoreError::Corrupt(
+                error.to_string(),
+            )))
+        })?;
         json_patch::merge(&mut shaped, &patch);
         serde_json::from_value::<AgreementInput>(shaped)
             .map_err(|error| ApiError::invalid_request(format!("invalid patch: {error}")))?;
