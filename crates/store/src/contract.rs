@@ -11,10 +11,16 @@
 //!
 //! Agreements and transitions come from the real domain (`Agreement::create`, `decide_*`), so the
 //! store is exercised with exactly what the services commit.
+//!
+//! Listings and the expiry index may be eventually consistent (DynamoDB's global secondary
+//! indexes are): before asserting on an index, a case waits until the index shows its own writes
+//! ([`eventually`], at most [`INDEX_SETTLE`]). A store whose indexes are immediate, like the
+//! embedded one, passes the first look, without waiting.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use countersign_domain::input::{DocumentsInput, FileRefInput, ParticipantInput};
@@ -89,6 +95,42 @@ fn time(year: i32, seconds: i64) -> DateTime<Utc> {
         .single()
         .expect("January 1st exists");
     start + Duration::seconds(seconds)
+}
+
+/// How long an index may take to show a case's writes (DynamoDB: usually well under a second).
+pub const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs `check` until it passes, pausing a little longer each time; fails the case with the last
+/// complaint once [`INDEX_SETTLE`] has passed. For reads of eventually consistent indexes only:
+/// what a strongly consistent read must show is asserted at once.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + INDEX_SETTLE;
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(complaint) if Instant::now() >= deadline => {
+                panic!("{what}: still not so after {INDEX_SETTLE:?}: {complaint}")
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// `Ok` when `actual` equals `expected`, else the difference, for [`eventually`].
+fn same<T: PartialEq + std::fmt::Debug>(actual: T, expected: T) -> Result<(), String> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(format!("got {actual:?}, expected {expected:?}"))
+    }
 }
 
 /// Ids for files; participants get explicit ids `p1`, `p2`, ...
@@ -954,6 +996,60 @@ pub async fn listing_pages_newest_first<S: Store + ?Sized>(store: &S) {
             .collect()
     };
 
+    // Wait until both indexes show every agreement of the case, as it was last written.
+    let everything = newest_first(&|_| true);
+    eventually("the tenant's listing shows its 25 agreements", || async {
+        let listed: Vec<Agreement> = list_pages(store, query(100))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let current = listed
+            .iter()
+            .filter(|agreement| stored.get(&agreement.id) == Some(*agreement))
+            .count();
+        same(
+            (
+                listed
+                    .iter()
+                    .map(|agreement| agreement.id.clone())
+                    .collect::<Vec<_>>(),
+                current,
+            ),
+            (everything.clone(), everything.len()),
+        )
+    })
+    .await;
+    let key_a_ids = newest_first(&|i| i % 3 == 0);
+    eventually("the lookup-key listing shows its agreements", || async {
+        let by_key_a = ListQuery {
+            lookup_key: Some(key_a.clone()),
+            ..query(100)
+        };
+        same(
+            page_ids(&list_pages(store, by_key_a).await),
+            key_a_ids.clone(),
+        )
+    })
+    .await;
+    for lookup_key in [None, Some(key_a.clone())] {
+        eventually(
+            "the other tenant's listings show its agreements",
+            || async {
+                let theirs = ListQuery {
+                    tenant: other_tenant.clone(),
+                    lookup_key: lookup_key.clone(),
+                    ..query(100)
+                };
+                let ids: HashSet<String> = page_ids(&list_pages(store, theirs).await)
+                    .into_iter()
+                    .collect();
+                same(ids, foreign.clone())
+            },
+        )
+        .await;
+    }
+
     let pages = list_pages(store, query(10)).await;
     assert_eq!(page_sizes(&pages), vec![10, 10, 5]);
     assert_eq!(page_ids(&pages), newest_first(&|_| true));
@@ -1052,6 +1148,17 @@ pub async fn listing_pages_newest_first<S: Store + ?Sized>(store: &S) {
         );
         write(store, create_commit(creation)).await;
     }
+    eventually(
+        "the tied tenant's listing shows its 3 agreements",
+        || async {
+            let tied = ListQuery {
+                tenant: tied_tenant.clone(),
+                ..query(100)
+            };
+            same(page_sizes(&list_pages(store, tied).await), vec![3])
+        },
+    )
+    .await;
     let pages = list_pages(
         store,
         ListQuery {
@@ -1182,6 +1289,18 @@ pub async fn expiry_index<S: Store + ?Sized>(store: &S) {
         fulfilled.id.as_str(),
         reopened.id.as_str(),
     ];
+    // Wait until the index shows the due ones, and no longer the ones that stopped being pending.
+    eventually("the expiry index shows the case's writes", || async {
+        let ids = due_ids(store, now, 1000).await;
+        same(
+            (
+                positions(&ids, &own).iter().all(Option::is_some),
+                positions(&ids, &not_due),
+            ),
+            (true, vec![None; not_due.len()]),
+        )
+    })
+    .await;
     for limit in [1, 2, 1000] {
         let ids = due_ids(store, now, limit).await;
         let found = positions(&ids, &own);
@@ -1211,6 +1330,16 @@ pub async fn expiry_index<S: Store + ?Sized>(store: &S) {
     .await;
     assert_eq!(expired.status, Status::Expired);
     write(store, change_commit(&due[1], cancel(&due[1], now))).await;
+    eventually(
+        "expired and cancelled agreements leave the expiry index",
+        || async {
+            same(
+                positions(&due_ids(store, now, 1000).await, &own[..2]),
+                vec![None, None],
+            )
+        },
+    )
+    .await;
     let ids = due_ids(store, now, 2).await;
     let found = positions(&ids, &own);
     assert_eq!(found[..2], [None, None], "no longer pending, still listed");
@@ -1219,10 +1348,15 @@ pub async fn expiry_index<S: Store + ?Sized>(store: &S) {
     // Leave nothing pending behind for the next run on a shared store.
     write(store, change_commit(&due[2], cancel(&due[2], now))).await;
     write(store, change_commit(&later, cancel(&later, now))).await;
-    let ids = due_ids(store, at(3 * DAY), 100).await;
     let mut all_own = own.clone();
     all_own.push(later.id.as_str());
-    assert_eq!(positions(&ids, &all_own), vec![None; all_own.len()]);
+    eventually("the case leaves nothing in the expiry index", || async {
+        same(
+            positions(&due_ids(store, at(3 * DAY), 100).await, &all_own),
+            vec![None; all_own.len()],
+        )
+    })
+    .await;
 }
 
 /// Case 9: commits computed from the same revision race: exactly one goes in, the others are
