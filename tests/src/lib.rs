@@ -1,5 +1,8 @@
 //! End-to-end test support: start `countersign-local` as a real process on a free port, talk to it
-//! over HTTP, and read the events it prints.
+//! over HTTP, and read the events it prints; and the moto_server of the AWS adapter tests
+//! ([`moto`]).
+
+pub mod moto;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
