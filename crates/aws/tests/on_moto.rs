@@ -1,0 +1,320 @@
+//! The SQS callback queue and the EventBridge sender against a real AWS API (moto_server).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use aws_sdk_eventbridge::types::Target;
+use chrono::{TimeZone, Utc};
+use countersign_aws::callback_queue::event_from_message;
+use countersign_aws::{EventBridgeSender, SqsCallbackQueue};
+use countersign_domain::{EventDetail, Journey, PublishedEvent, SignatureStatus, Status};
+use countersign_e2e::moto;
+use countersign_provider::VerifiedEvent;
+use countersign_service::callbacks::CallbackQueue;
+use countersign_service::outbox::publish_in_order;
+use countersign_service::RetryPolicy;
+use serde_json::Value;
+
+fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&moto::sdk_config())
+}
+
+fn events_client() -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(&moto::sdk_config())
+}
+
+async fn queue(name: &str) -> (String, String) {
+    let sqs = sqs();
+    let url = sqs
+        .create_queue()
+        .queue_name(moto::unique_name(name))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("a queue url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|attributes| {
+            attributes
+                .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("a queue arn");
+    (url, arn)
+}
+
+/// Receives until `count` messages arrived or 20 s passed; deletes what it received.
+async fn receive(url: &str, count: usize) -> Vec<String> {
+    let sqs = sqs();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut bodies = Vec::new();
+    while bodies.len() < count && Instant::now() < deadline {
+        let output = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for message in output.messages() {
+            bodies.push(message.body().unwrap_or_default().to_owned());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    bodies
+}
+
+fn verified(event_id: &str) -> VerifiedEvent {
+    VerifiedEvent {
+        provider: "sandbox".to_owned(),
+        event_id: event_id.to_owned(),
+        event_type: "participant.signed".to_owned(),
+        agreement_id: "abc".to_owned(),
+        participant_id: Some("ada".to_owned()),
+        signed_document: None,
+        occurred_at: Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_queued_callback_arrives_whole() {
+    let (url, _) = queue("callbacks").await;
+    let queue = SqsCallbackQueue::new(sqs(), &url);
+    let events = [verified("evt_1"), verified("evt_2")];
+    for event in &events {
+        queue.enqueue(event).await.expect("enqueue");
+    }
+    let bodies = receive(&url, 2).await;
+    let mut received: Vec<VerifiedEvent> = bodies
+        .iter()
+        .map(|body| event_from_message(body).expect("an event"))
+        .collect();
+    received.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    assert_eq!(received, events);
+}
+
+#[tokio::test]
+async fn an_unreachable_queue_is_an_error_not_a_panic() {
+    let queue = SqsCallbackQueue::new(
+        sqs(),
+        format!("{}/123456789012/no-such-queue", moto::endpoint()),
+    );
+    let error = queue
+        .enqueue(&verified("evt_1"))
+        .await
+        .expect_err("no such queue");
+    assert!(error.to_string().contains("queue"), "{error}");
+}
+
+fn published(agreement: &str, sequence: u64) -> PublishedEvent {
+    PublishedEvent {
+        detail_type: "ParticipantSigned",
+        detail: EventDetail {
+            agreement_id: agreement.to_owned(),
+            tenant: "tenant-1".to_owned(),
+            sequence,
+            history_sequence: sequence,
+            version: sequence,
+            status: Status::Pending,
+            signature_status: Some(SignatureStatus::SignatureOngoing),
+            journey: Journey::Waiting,
+            lookup_key: Some("lease-42".to_owned()),
+            participant_id: Some("ada".to_owned()),
+            signing_group: None,
+            reason: None,
+            occurred_at: Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn events_reach_a_queue_subscribed_to_the_bus_in_order_per_agreement() {
+    let events_client = events_client();
+    let bus = moto::unique_name("bus");
+    events_client
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("create bus");
+    let (url, arn) = queue("subscriber").await;
+    let rule = moto::unique_name("rule");
+    events_client
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["countersign"]}"#)
+        .send()
+        .await
+        .expect("put rule");
+    events_client
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            Target::builder()
+                .id("subscriber")
+                .arn(&arn)
+                .build()
+                .expect("a target"),
+        )
+        .send()
+        .await
+        .expect("put targets");
+
+    // Three agreements, 23 events, interleaved as a stream batch carries them.
+    let mut events = Vec::new();
+    for sequence in 1..=10 {
+        for (agreement, last) in [("agr-a", 10), ("agr-b", 8), ("agr-c", 5)] {
+            if sequence <= last {
+                events.push(published(agreement, sequence));
+            }
+        }
+    }
+    let sender = EventBridgeSender::new(events_client, &bus);
+    let report = publish_in_order(&sender, &events, &RetryPolicy::default()).await;
+    assert_eq!(report.first_unpublished(), None, "{report:?}");
+
+    let bodies = receive(&url, events.len()).await;
+    assert_eq!(bodies.len(), events.len(), "every event delivered once");
+    let mut sequences: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut seen = HashSet::new();
+    for body in &bodies {
+        let envelope: Value = serde_json::from_str(body).expect("an EventBridge event");
+        assert_eq!(envelope["source"], "countersign");
+        assert_eq!(envelope["detail-type"], "ParticipantSigned");
+        let detail = &envelope["detail"];
+        assert_eq!(detail["tenant"], "tenant-1");
+        assert_eq!(detail["status"], "pending");
+        assert_eq!(detail["signature_status"], "SIGNATURE_ONGOING");
+        let agreement = detail["agreement_id"]
+            .as_str()
+            .expect("agreement_id")
+            .to_owned();
+        let sequence = detail["sequence"].as_u64().expect("sequence");
+        assert!(
+            seen.insert((agreement.clone(), sequence)),
+            "delivered twice: {body}"
+        );
+        sequences.entry(agreement).or_default().push(sequence);
+    }
+    assert_eq!(sequences["agr-a"], (1..=10).collect::<Vec<_>>());
+    assert_eq!(sequences["agr-b"], (1..=8).collect::<Vec<_>>());
+    assert_eq!(sequences["agr-c"], (1..=5).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn events_for_a_missing_bus_are_reported_unpublished() {
+    let sender = EventBridgeSender::new(events_client(), moto::unique_name("no-such-bus"));
+    let events = vec![published("agr-x", 1), published("agr-x", 2)];
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+    let report = publish_in_order(&sender, &events, &retry).await;
+    assert_eq!(report.published, vec![false, false]);
+}
+
+mod stream_feed {
+    use std::sync::Arc;
+
+    use countersign_aws::StreamFeed;
+    use countersign_domain::{LifecycleRequest, Rules};
+    use countersign_e2e::moto;
+    use countersign_service::{AgreementService, RetryPolicy, SystemClock};
+    use countersign_store::HistoryRead;
+    use countersign_store_dynamodb::{create_table, DynamoStore};
+
+    async fn draft(service: &AgreementService<DynamoStore>, tenant: &str) -> String {
+        let input = serde_json::from_value(serde_json::json!({"metadata": {"lookup_key": "feed"}}))
+            .unwrap();
+        service
+            .create(tenant, input, None)
+            .await
+            .expect("created")
+            .id
+    }
+
+    #[tokio::test]
+    async fn the_feed_yields_each_inserted_history_entry_once_in_order() {
+        let sdk = moto::sdk_config();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = moto::unique_name("feed");
+        create_table(&dynamodb, &table).await.expect("table");
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), &table));
+        let service = AgreementService::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            Rules::default(),
+            RetryPolicy::default(),
+        );
+
+        let before = draft(&service, "t1").await;
+        let mut from_start = StreamFeed::open(
+            &dynamodb,
+            aws_sdk_dynamodbstreams::Client::new(&sdk),
+            &table,
+            false,
+        )
+        .await
+        .expect("feed");
+        let mut from_now = StreamFeed::open(
+            &dynamodb,
+            aws_sdk_dynamodbstreams::Client::new(&sdk),
+            &table,
+            true,
+        )
+        .await
+        .expect("feed");
+        let after = draft(&service, "t1").await;
+        let reason = countersign_domain::CancellationReason::InvalidDocument;
+        service
+            .lifecycle(
+                "t1",
+                &after,
+                LifecycleRequest::Cancelled(reason),
+                None,
+                None,
+            )
+            .await
+            .expect("cancelled");
+
+        let seen = |entries: Vec<countersign_domain::HistoryEntry>| -> Vec<(String, u64)> {
+            entries
+                .into_iter()
+                .map(|e| (e.agreement_id, e.sequence))
+                .collect()
+        };
+        let all = seen(from_start.poll().await.expect("poll"));
+        assert_eq!(
+            all,
+            [(before.clone(), 1), (after.clone(), 1), (after.clone(), 2)]
+        );
+        assert_eq!(
+            seen(from_now.poll().await.expect("poll")),
+            [(after.clone(), 1), (after.clone(), 2)]
+        );
+        assert!(
+            from_start.poll().await.expect("poll").is_empty(),
+            "nothing twice"
+        );
+
+        // What the feed yields is what the table holds.
+        let history = store.history(&after).await.unwrap();
+        assert_eq!(history.len(), 2);
+    }
+}
