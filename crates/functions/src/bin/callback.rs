@@ -1,0 +1,9 @@
+//! countersign `callback` function: `POST /v1/callbacks/{provider}` verifies the webhook, puts
+//! it on the callback queue and answers 202.
+
+use countersign_functions::init::{serve_http, HttpRole};
+
+#[tokio::main]
+async fn main() -> Result<(), countersign_functions::Error> {
+    serve_http(HttpRole::Callbacks).await
+}

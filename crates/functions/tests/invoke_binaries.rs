@@ -1,0 +1,208 @@
+//! Every file of `events/` invoked through its real function binary (`cargo lambda invoke
+//! --data-file`, on a local Lambda runtime API) against moto: the response, and what changed in
+//! the table, the queues and on the bus.
+
+mod support;
+
+use countersign_domain::Status;
+use countersign_store::{AgreementGet, HistoryRead};
+use serde_json::{json, Value};
+use support::{fixture, signed_callback, Function, Resources, SECRET};
+
+fn start(name: &str, binary: &str, resources: &Resources) -> Function {
+    Function::start(name, binary, &resources.environment())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_file_through_its_function() {
+    let resources = Resources::create().await;
+    let store = resources.store();
+    let create = start("create", env!("CARGO_BIN_EXE_create"), &resources);
+    let read = start("read", env!("CARGO_BIN_EXE_read"), &resources);
+    let lifecycle = start("lifecycle", env!("CARGO_BIN_EXE_lifecycle"), &resources);
+    let callback = start("callback", env!("CARGO_BIN_EXE_callback"), &resources);
+    let processor = start(
+        "callback-processor",
+        env!("CARGO_BIN_EXE_callback-processor"),
+        &resources,
+    );
+    let publisher = start(
+        "outbox-publisher",
+        env!("CARGO_BIN_EXE_outbox-publisher"),
+        &resources,
+    );
+    let sweeper = start("sweeper", env!("CARGO_BIN_EXE_sweeper"), &resources);
+    let dispatcher = start("dispatcher", env!("CARGO_BIN_EXE_dispatcher"), &resources);
+
+    // create: a draft in the table; the Idempotency-Key replays the first response.
+    let (status, body) = create.http(&fixture("http/create-agreement.json", ""));
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("an id").to_owned();
+    let stored = store.get_agreement(&id).await.unwrap().expect("stored");
+    assert_eq!(
+        (stored.status, stored.tenant.as_str(), stored.version),
+        (Status::Draft, "tenant-demo", 1)
+    );
+    let (status, again) = create.http(&fixture("http/create-agreement.json", ""));
+    assert_eq!((status, &again["data"]["id"]), (201, &json!(id)));
+
+    // read: get, list, patch (If-Match "1"), history.
+    let (status, body) = read.http(&fixture("http/get-agreement.json", &id));
+    assert_eq!(
+        (status, &body["data"]["version"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    let (status, body) = read.http(&fixture("http/list-agreements.json", &id));
+    assert_eq!(
+        (status, &body["data"][0]["id"]),
+        (200, &json!(id)),
+        "{body}"
+    );
+    let (status, body) = read.http(&fixture("http/patch-agreement.json", &id));
+    assert_eq!(status, 200, "{body}");
+    let stored = store.get_agreement(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(
+        stored.metadata.success_callback_url.as_deref(),
+        Some("https://journey.example.com/done")
+    );
+    let (status, body) = read.http(&fixture("http/patch-agreement.json", &id));
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (412, Some("VERSION_MISMATCH")),
+        "the If-Match is stale now"
+    );
+    let (status, body) = read.http(&fixture("http/agreement-history.json", &id));
+    assert_eq!(status, 200);
+    let types: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["AgreementCreated", "AgreementUpdated"]);
+
+    // lifecycle: pending in the table, with its expiry.
+    let (status, body) = lifecycle.http(&fixture("http/lifecycle-pending.json", &id));
+    assert_eq!(
+        (status, &body["data"]["status"]),
+        (200, &json!("pending")),
+        "{body}"
+    );
+    let stored = store.get_agreement(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Pending);
+    assert!(stored.expires_at.is_some());
+
+    // sandbox sign (lifecycle function) and a provider webhook (callback function): both verified
+    // and queued on SQS, nothing applied yet.
+    let (status, body) = lifecycle.http(&fixture("http/sandbox-sign.json", &id));
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = callback.http(&signed_callback(&id, SECRET));
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = callback.http(&signed_callback(&id, "not-the-secret"));
+    assert_eq!(status, 401);
+    let (status, _) = callback.http(&fixture("http/callback-sandbox.json", &id));
+    assert_eq!(status, 401, "the unsigned template is refused");
+    assert_eq!(
+        store.get_agreement(&id).await.unwrap().unwrap().status,
+        Status::Pending
+    );
+    let queued = resources.drain(&resources.callback_queue_url, 2).await;
+    assert_eq!(
+        queued.len(),
+        2,
+        "two verified callbacks, the refused ones not queued"
+    );
+
+    // callback-processor: the real messages, applied; the agreement is fulfilled.
+    let response = processor.invoke(&resources.sqs_event(&queued, &resources.callback_queue_arn));
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    let stored = store.get_agreement(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Fulfilled);
+    // The sample batch: ada's and bob's events are duplicates now; the poison message is reported.
+    let response = processor.invoke(&fixture("sqs-callbacks.json", &id));
+    let failures: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    let sample: Value = serde_json::from_str(&fixture("sqs-callbacks.json", &id)).unwrap();
+    assert_eq!(
+        failures,
+        [sample["Records"][2]["messageId"].as_str().unwrap()]
+    );
+    assert_eq!(
+        store.get_agreement(&id).await.unwrap().unwrap().version,
+        stored.version,
+        "applied once"
+    );
+
+    // outbox-publisher: the sample stream batch reaches the bus, and a queue subscribed to it.
+    let response = publisher.invoke(&fixture("dynamodb-stream.json", &id));
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    let delivered = resources.drain(&resources.subscriber_queue_url, 3).await;
+    let events: Vec<(String, u64)> = delivered
+        .iter()
+        .map(|message| {
+            let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            assert_eq!(event["source"], "countersign");
+            assert_eq!(event["detail"]["agreement_id"], json!(id));
+            (
+                event["detail-type"].as_str().unwrap().to_owned(),
+                event["detail"]["sequence"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("AgreementCreated".to_owned(), 1),
+            ("AgreementSentForSignature".to_owned(), 2),
+            ("SigningGroupInvited".to_owned(), 3)
+        ]
+    );
+
+    // sweeper: a second agreement, expired through the sandbox, then swept.
+    let (_, body) = create.http(
+        &fixture("http/create-agreement.json", "").replace("lease-42-create", "lease-43-create"),
+    );
+    let second = body["data"]["id"].as_str().unwrap().to_owned();
+    lifecycle.http(&fixture("http/lifecycle-pending.json", &second));
+    let (status, body) = lifecycle.http(&fixture("http/sandbox-expire.json", &second));
+    assert_eq!(status, 200, "{body}");
+    let report = sweeper.invoke(&fixture("scheduler-sweep.json", ""));
+    assert_eq!(report["expired"], 1, "{report}");
+    assert_eq!(
+        store.get_agreement(&second).await.unwrap().unwrap().status,
+        Status::Expired
+    );
+    let history = store.history(&second).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().entry_type.as_str(),
+        "AgreementExpired"
+    );
+
+    // dispatcher: the sample events of a sent agreement go to the sandbox provider; an event it
+    // cannot read is reported.
+    let (_, body) = create.http(
+        &fixture("http/create-agreement.json", "").replace("lease-42-create", "lease-44-create"),
+    );
+    let third = body["data"]["id"].as_str().unwrap().to_owned();
+    lifecycle.http(&fixture("http/lifecycle-pending.json", &third));
+    let response = dispatcher.invoke(&fixture("sqs-dispatch.json", &third));
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    let logs = dispatcher.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("SendEnvelope") && logs.contains("Invite"),
+        "{logs}"
+    );
+    let mut poisoned: Value = serde_json::from_str(&fixture("sqs-dispatch.json", &third)).unwrap();
+    poisoned["Records"][1]["body"] = json!("not an event");
+    let response = dispatcher.invoke(&poisoned.to_string());
+    assert_eq!(
+        response["batchItemFailures"][0]["itemIdentifier"],
+        poisoned["Records"][1]["messageId"]
+    );
+}
