@@ -580,3 +580,74 @@ fn bad_configuration_is_refused_at_start_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("COUNTERSIGN_PORT"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_the_walk_is_the_same() {
+    let endpoint = countersign_e2e::moto::endpoint();
+    let table = countersign_e2e::moto::unique_name("local");
+    let local = LocalProcess::start(
+        BINARY,
+        &[
+            ("COUNTERSIGN_STORE", "dynamodb"),
+            ("COUNTERSIGN_DYNAMODB_TABLE", &table),
+            ("COUNTERSIGN_DYNAMODB_CREATE_TABLE", "true"),
+            ("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0.2"),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    assert!(
+        local
+            .logs()
+            .iter()
+            .any(|line| line.contains(&format!("table {table}"))),
+        "the start-up log names the table: {:?}",
+        local.logs()
+    );
+    let client = local.client("dev-key");
+
+    let id = sent(&client, &two_signers()).await;
+    sandbox(&client, &id, "participants/ada/sign").await;
+    sandbox(&client, &id, "participants/bob/sign").await;
+    let agreement = client
+        .wait_for(&id, "fulfilled", |a| a["status"] == "fulfilled")
+        .await;
+    assert_eq!(
+        summary(&agreement),
+        (
+            "fulfilled".into(),
+            json!("SIGNATURE_COMPLETE"),
+            "PROCEED".into()
+        )
+    );
+
+    let expiring = sent(&client, &two_signers()).await;
+    sandbox(&client, &expiring, "expire").await;
+    client
+        .wait_for(&expiring, "expired", |a| a["status"] == "expired")
+        .await;
+
+    // Events come from the table's stream here: the same lines as on the embedded store.
+    assert_events_match_history(&local, &client, &id).await;
+    assert_events_match_history(&local, &client, &expiring).await;
+
+    // The table holds it: a second process on the same table sees the agreement.
+    drop(local);
+    let again = LocalProcess::start(
+        BINARY,
+        &[
+            ("COUNTERSIGN_STORE", "dynamodb"),
+            ("COUNTERSIGN_DYNAMODB_TABLE", &table),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    assert_eq!(
+        again.client("dev-key").agreement(&id).await["status"],
+        "fulfilled"
+    );
+}

@@ -1,6 +1,7 @@
 //! Wires the whole product into one process: the API on 127.0.0.1, the callback worker on an
-//! in-process queue, the sweeper on an interval, and the outbox relay printing each event as a
-//! JSON line on standard output (logs go to standard error).
+//! in-process queue, the sweeper on an interval, and the events printed as JSON lines on standard
+//! output (logs go to standard error): from the embedded store's outbox, or from the DynamoDB
+//! table's stream.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use tokio::net::TcpListener;
 
 use countersign_api::{Api, ApiConfig, SandboxSettings};
+use countersign_aws::StreamFeed;
 use countersign_domain::PublishedEvent;
 use countersign_provider::sandbox::SandboxProvider;
 use countersign_provider::ProviderRegistry;
@@ -18,9 +20,10 @@ use countersign_service::outbox::{event_json, EventSink, OutboxRelay, SinkError}
 use countersign_service::{
     AgreementService, CallbackProcessor, Clock, RetryPolicy, Sweeper, SystemClock,
 };
-use countersign_store::MemoryStore;
+use countersign_store::{MemoryStore, Store};
+use countersign_store_dynamodb::{create_table, DynamoStore};
 
-use crate::config::LocalConfig;
+use crate::config::{LocalConfig, StoreChoice};
 use crate::http_server;
 
 /// How often the relay looks for committed events: short, so events print as they happen.
@@ -44,11 +47,109 @@ impl EventSink for StdoutSink {
     }
 }
 
+/// Runs until `shutdown` resolves, on the store the configuration names.
 pub async fn run(
     config: LocalConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let store = Arc::new(MemoryStore::new());
+    let sink = Arc::new(StdoutSink {
+        bus: config.event_bus.clone(),
+    });
+    match config.store.clone() {
+        StoreChoice::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            let mut relay = OutboxRelay::new(store.clone(), sink, 100);
+            tokio::spawn(async move {
+                loop {
+                    if let Err(error) = relay.pump().await {
+                        tracing::error!(%error, "publishing events failed; retrying");
+                    }
+                    tokio::time::sleep(OUTBOX_POLL).await;
+                }
+            });
+            let description = "memory (embedded; state is lost on exit)".to_owned();
+            serve(config, store, description, shutdown).await
+        }
+        StoreChoice::DynamoDb {
+            table,
+            create_table,
+        } => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+            if create_table {
+                ensure_table(&dynamodb, &table).await?;
+            }
+            let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+            let mut feed = StreamFeed::open(&dynamodb, streams, &table, true)
+                .await
+                .map_err(std::io::Error::other)?;
+            tokio::spawn(async move {
+                loop {
+                    match feed.poll().await {
+                        Ok(entries) => {
+                            let events: Vec<PublishedEvent> = entries
+                                .iter()
+                                .filter_map(|entry| entry.published_event())
+                                .collect();
+                            if !events.is_empty() {
+                                if let Err(error) = sink.publish(&events).await {
+                                    tracing::error!(%error, "printing events failed");
+                                }
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "reading the table's stream failed; retrying")
+                        }
+                    }
+                    tokio::time::sleep(OUTBOX_POLL).await;
+                }
+            });
+            let endpoint = sdk
+                .endpoint_url()
+                .unwrap_or("the environment's AWS endpoint")
+                .to_owned();
+            let description = format!("dynamodb (table {table} at {endpoint})");
+            serve(
+                config,
+                Arc::new(DynamoStore::new(dynamodb, table)),
+                description,
+                shutdown,
+            )
+            .await
+        }
+    }
+}
+
+/// Creates the table unless it exists.
+async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> std::io::Result<()> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => {
+            tracing::info!(table, "table exists");
+            Ok(())
+        }
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            tracing::info!(table, "creating the table");
+            create_table(client, table)
+                .await
+                .map_err(std::io::Error::other)
+        }
+        Err(error) => Err(std::io::Error::other(format!(
+            "DynamoDB is not reachable: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        ))),
+    }
+}
+
+async fn serve<S: Store + 'static>(
+    config: LocalConfig,
+    store: Arc<S>,
+    store_description: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let retry = RetryPolicy::default();
     let agreements = Arc::new(AgreementService::new(
@@ -90,19 +191,6 @@ pub async fn run(
         }
     });
 
-    let sink = Arc::new(StdoutSink {
-        bus: config.event_bus.clone(),
-    });
-    let mut relay = OutboxRelay::new(store.clone(), sink, 100);
-    tokio::spawn(async move {
-        loop {
-            if let Err(error) = relay.pump().await {
-                tracing::error!(%error, "publishing events failed; retrying");
-            }
-            tokio::time::sleep(OUTBOX_POLL).await;
-        }
-    });
-
     let mut providers = ProviderRegistry::new();
     providers.register(Box::new(SandboxProvider::new(
         config.webhook_secrets.clone(),
@@ -126,7 +214,7 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(
         url = %format!("http://{address}/v1"),
-        store = "memory (embedded; state is lost on exit)",
+        store = %store_description,
         auth = if config.api_keys_are_default {
             "Authorization: Bearer dev-key (tenant dev-tenant; set COUNTERSIGN_API_KEYS for others)"
         } else {

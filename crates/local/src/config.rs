@@ -24,6 +24,16 @@ pub struct LocalConfig {
     pub sweep_interval: Duration,
     pub callback_max_receives: u32,
     pub event_bus: String,
+    pub store: StoreChoice,
+}
+
+/// Where `countersign-local` keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded store: nothing to set up, gone when the process stops.
+    Memory,
+    /// A DynamoDB table, at the SDK's endpoint (`AWS_ENDPOINT_URL` for moto or DynamoDB Local).
+    DynamoDb { table: String, create_table: bool },
 }
 
 /// One line per variable, shown by `--help` and in the README.
@@ -140,7 +150,40 @@ impl LocalConfig {
             sweep_interval: Duration::from_secs_f64(sweep_secs),
             callback_max_receives: callback_max_receives.max(1),
             event_bus: get("COUNTERSIGN_EVENT_BUS").unwrap_or_else(|| "countersign".to_owned()),
+            store: store_choice(&get)?,
         })
+    }
+}
+
+fn store_choice(get: &impl Fn(&str) -> Option<String>) -> Result<StoreChoice, String> {
+    match get("COUNTERSIGN_STORE").as_deref().map(str::trim) {
+        None | Some("memory") => Ok(StoreChoice::Memory),
+        Some("dynamodb") => {
+            let table =
+                get("COUNTERSIGN_DYNAMODB_TABLE").unwrap_or_else(|| "countersign".to_owned());
+            if table.trim().is_empty() {
+                return Err("COUNTERSIGN_DYNAMODB_TABLE: a table name".to_owned());
+            }
+            let create_table = match get("COUNTERSIGN_DYNAMODB_CREATE_TABLE")
+                .as_deref()
+                .map(str::trim)
+            {
+                None | Some("false" | "0" | "off") => false,
+                Some("true" | "1" | "on") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "COUNTERSIGN_DYNAMODB_CREATE_TABLE: `{other}` is not true or false"
+                    ))
+                }
+            };
+            Ok(StoreChoice::DynamoDb {
+                table,
+                create_table,
+            })
+        }
+        Some(other) => Err(format!(
+            "COUNTERSIGN_STORE: `{other}` is not memory or dynamodb"
+        )),
     }
 }
 
@@ -184,6 +227,34 @@ mod tests {
         assert!(config.service_hours.is_none());
         assert_eq!(config.rules, Rules::default());
         assert_eq!(config.sweep_interval, Duration::from_secs(60));
+        assert_eq!(config.store, StoreChoice::Memory);
+    }
+
+    #[test]
+    fn dynamodb_is_chosen_with_its_table() {
+        let config = config(&[
+            ("COUNTERSIGN_STORE", "dynamodb"),
+            ("COUNTERSIGN_DYNAMODB_TABLE", "agreements"),
+            ("COUNTERSIGN_DYNAMODB_CREATE_TABLE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.store,
+            StoreChoice::DynamoDb {
+                table: "agreements".into(),
+                create_table: true
+            }
+        );
+        let error = self::config(&[
+            ("COUNTERSIGN_STORE", "dynamodb"),
+            ("COUNTERSIGN_DYNAMODB_CREATE_TABLE", "maybe"),
+        ])
+        .err()
+        .unwrap_or_default();
+        assert!(
+            error.starts_with("COUNTERSIGN_DYNAMODB_CREATE_TABLE"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -196,6 +267,7 @@ mod tests {
             ("COUNTERSIGN_DEFAULT_EXPIRY_DAYS", "400"),
             ("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0"),
             ("COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS", "0"),
+            ("COUNTERSIGN_STORE", "postgres"),
         ] {
             let error = config(&[(name, value)]).err().unwrap_or_default();
             assert!(error.starts_with(name), "{name}={value}: {error}");
