@@ -100,9 +100,15 @@ pub async fn http_api(
     ));
     let mut providers = ProviderRegistry::new();
     let mut signing_secret = Vec::new();
-    let queue: Arc<dyn CallbackQueue> = match role {
-        HttpRole::Agreements => Arc::new(NoCallbackQueue),
-        HttpRole::LifecycleAndSandbox | HttpRole::Callbacks => {
+    // Only the callback route and the sandbox routes (when on) enqueue and need the secrets.
+    let enqueues = match role {
+        HttpRole::Agreements => false,
+        HttpRole::LifecycleAndSandbox => settings.sandbox_enabled,
+        HttpRole::Callbacks => true,
+    };
+    let queue: Arc<dyn CallbackQueue> = match enqueues {
+        false => Arc::new(NoCallbackQueue),
+        true => {
             let secrets = webhook_secrets(sdk, settings).await?;
             signing_secret = secrets[0].clone();
             providers.register(Box::new(SandboxProvider::new(secrets)));
