@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 pub const TENANT: &str = "tenant-demo";
 pub const SECRET: &str = "invoke-test-secret";
 
-/// `cargo-lambda`, as `scripts/deploy-checks` installs it into the project venv.
+/// `cargo-lambda`, as `scripts/deploy-checks install` puts it into the project venv.
 pub fn cargo_lambda() -> PathBuf {
     if let Ok(path) = std::env::var("COUNTERSIGN_CARGO_LAMBDA") {
         return PathBuf::from(path);
@@ -30,7 +30,7 @@ pub fn cargo_lambda() -> PathBuf {
         });
     let path = venv.join("bin/cargo-lambda");
     if !path.exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tools");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/deploy-checks");
         let status = Command::new(script)
             .arg("install")
             .status()
