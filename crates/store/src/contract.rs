@@ -143,9 +143,13 @@ impl IdSource for CountingIds {
     }
 }
 
-/// Input complete enough to be sent for signature: `signers` signers, bank information, a main
-/// document.
-fn input(signers: usize, lookup_key: Option<&str>, expires_in_days: Option<u16>) -> AgreementInput {
+/// Input complete enough to be sent for signature: `signers` signers `p1`.., bank information, a
+/// main document; also what the stores' own tests build agreements from.
+pub fn input(
+    signers: usize,
+    lookup_key: Option<&str>,
+    expires_in_days: Option<u16>,
+) -> AgreementInput {
     AgreementInput {
         participants: (1..=signers)
             .map(|i| ParticipantInput {

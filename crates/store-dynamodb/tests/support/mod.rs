@@ -44,47 +44,12 @@ pub async fn fresh_store() -> DynamoStore {
     fresh_store_counted("contract").await.0
 }
 
-/// Input complete enough to be sent for signature: `signers` signers `p1`.., bank information, a
-/// main document.
+/// Input complete enough to be sent for signature: the contract suite's.
 pub fn ready_input(
     signers: usize,
     expires_in_days: Option<u16>,
 ) -> countersign_domain::AgreementInput {
-    use countersign_domain::input::{DocumentsInput, FileRefInput, ParticipantInput};
-    use countersign_domain::{AgreementInput, BankInformation, Contract, ParticipantRole};
-    AgreementInput {
-        participants: (1..=signers)
-            .map(|i| ParticipantInput {
-                id: Some(format!("p{i}")),
-                name: Some(format!("Signer {i}")),
-                email: Some(format!("signer{i}@example.com")),
-                role: ParticipantRole::Signer,
-                signing_group: 1,
-            })
-            .collect(),
-        contract: Some(Contract {
-            contract_id: Some("contract-1".to_owned()),
-            proposal_id: Some("proposal-1".to_owned()),
-            bank_information: Some(BankInformation {
-                account_holder: Some("Ada Lovelace".to_owned()),
-                iban: Some("DE89370400440532013000".to_owned()),
-                bic: None,
-            }),
-        }),
-        documents: Some(DocumentsInput {
-            main: Some(FileRefInput {
-                id: None,
-                filename: "contract.pdf".to_owned(),
-                mime_type: "application/pdf".to_owned(),
-                size: 1024,
-                sha256: "ab".repeat(32),
-                uri: "https://files.example.com/contract.pdf".to_owned(),
-            }),
-            attachments: Vec::new(),
-        }),
-        expires_in_days,
-        ..AgreementInput::default()
-    }
+    countersign_store::contract::input(signers, None, expires_in_days)
 }
 
 /// The services of countersign over a fresh DynamoDB store, on a manual clock, with the
