@@ -370,6 +370,22 @@ async fn agreements_reach_every_status_over_http() {
     for id in &walked {
         assert_events_match_history(&local, &client, id).await;
     }
+    // What the provider was asked, as the dispatcher logged it (the sandbox sends nothing).
+    for action in ["SendEnvelope", "Invite", "Withdraw", "Cancel"] {
+        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        while !local
+            .logs()
+            .iter()
+            .any(|line| line.contains("dispatched") && line.contains(action))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {action} dispatched: {:?}",
+                local.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
     // Newest first, and the walk is all there.
     let listed = client
         .get("/agreements?lookup_key=lease-42&limit=100")

@@ -16,11 +16,14 @@ use countersign_domain::PublishedEvent;
 use countersign_provider::sandbox::SandboxProvider;
 use countersign_provider::ProviderRegistry;
 use countersign_service::callbacks::{run_callback_worker, ChannelQueue};
+use countersign_service::dispatcher::{
+    DispatchEvent, Dispatcher, SandboxClient, DISPATCHED_EVENT_TYPES,
+};
 use countersign_service::outbox::{event_json, EventSink, OutboxRelay, SinkError};
 use countersign_service::{
     AgreementService, CallbackProcessor, Clock, RetryPolicy, Sweeper, SystemClock,
 };
-use countersign_store::{MemoryStore, Store};
+use countersign_store::{AgreementGet, MemoryStore, Store};
 use countersign_store_dynamodb::{create_table, DynamoStore};
 
 use crate::config::{LocalConfig, StoreChoice};
@@ -30,20 +33,57 @@ use crate::http_server;
 const OUTBOX_POLL: Duration = Duration::from_millis(50);
 const SWEEP_PAGE: usize = 100;
 
-/// Prints each event as one JSON line, as EventBridge would carry it.
-struct StdoutSink {
+/// Prints each event as one JSON line, as EventBridge would carry it, then hands the ones the
+/// provider acts on to the dispatcher, as the bus's rule does on AWS (the sandbox provider only
+/// logs what it is asked; live agreements have no provider here and say so in the log).
+struct StdoutSink<S: ?Sized> {
     bus: String,
+    dispatcher: Dispatcher<S>,
+}
+
+impl<S: AgreementGet + ?Sized> StdoutSink<S> {
+    fn new(bus: String, store: Arc<S>) -> Self {
+        StdoutSink {
+            bus,
+            dispatcher: Dispatcher::new(store, Arc::new(SandboxClient::logging()), None),
+        }
+    }
 }
 
 #[async_trait]
-impl EventSink for StdoutSink {
+impl<S: AgreementGet + ?Sized + 'static> EventSink for StdoutSink<S> {
     async fn publish(&self, events: &[PublishedEvent]) -> Result<(), SinkError> {
-        let mut out = std::io::stdout().lock();
-        for event in events {
-            writeln!(out, "{}", event_json(event, &self.bus))
-                .map_err(|error| SinkError(error.to_string()))?;
+        let lines: Vec<serde_json::Value> = events
+            .iter()
+            .map(|event| event_json(event, &self.bus))
+            .collect();
+        {
+            let mut out = std::io::stdout().lock();
+            for line in &lines {
+                writeln!(out, "{line}").map_err(|error| SinkError(error.to_string()))?;
+            }
+            out.flush().map_err(|error| SinkError(error.to_string()))?;
         }
-        out.flush().map_err(|error| SinkError(error.to_string()))
+        for (event, line) in events.iter().zip(lines) {
+            if !DISPATCHED_EVENT_TYPES
+                .iter()
+                .any(|kind| kind.as_str() == event.detail_type)
+            {
+                continue;
+            }
+            let Ok(dispatch_event) = serde_json::from_value::<DispatchEvent>(line) else {
+                continue;
+            };
+            match self.dispatcher.dispatch(&dispatch_event).await {
+                Ok(outcome) => {
+                    tracing::info!(agreement_id = %event.detail.agreement_id, ?outcome, "dispatched")
+                }
+                Err(error) => {
+                    tracing::warn!(agreement_id = %event.detail.agreement_id, %error, "not dispatched")
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -52,12 +92,10 @@ pub async fn run(
     config: LocalConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sink = Arc::new(StdoutSink {
-        bus: config.event_bus.clone(),
-    });
     match config.store.clone() {
         StoreChoice::Memory => {
             let store = Arc::new(MemoryStore::new());
+            let sink = Arc::new(StdoutSink::new(config.event_bus.clone(), store.clone()));
             let mut relay = OutboxRelay::new(store.clone(), sink, 100);
             tokio::spawn(async move {
                 loop {
@@ -79,6 +117,8 @@ pub async fn run(
             if create_table {
                 ensure_table(&dynamodb, &table).await?;
             }
+            let store = Arc::new(DynamoStore::new(dynamodb.clone(), table.clone()));
+            let sink = StdoutSink::new(config.event_bus.clone(), store.clone());
             let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
             let mut feed = StreamFeed::open(&dynamodb, streams, &table, true)
                 .await
