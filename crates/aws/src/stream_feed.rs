@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use countersign_domain::HistoryEntry;
+use countersign_store_dynamodb::item::history_entry_of_image;
 
 /// Polls every shard of a table's stream, oldest record first, and yields the history entries
 /// the table inserted. Shards that appear later (DynamoDB rolls them over) are read from their
@@ -130,14 +131,9 @@ impl StreamFeed {
                 let Some(image) = record.dynamodb().and_then(|change| change.new_image()) else {
                     continue;
                 };
-                if text(image, "kind") != Some("history") {
-                    continue;
-                }
-                let entry = text(image, "entry")
-                    .ok_or_else(|| StreamError("a history item without its entry".to_owned()))?;
-                entries.push(serde_json::from_str(entry).map_err(|error| {
-                    StreamError(format!("a history entry that does not decode: {error}"))
-                })?);
+                let entry = history_entry_of_image(|name| text(image, name))
+                    .map_err(|error| StreamError(error.to_string()))?;
+                entries.extend(entry);
             }
             match output.next_shard_iterator {
                 Some(next) => {

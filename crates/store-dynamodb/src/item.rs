@@ -40,6 +40,8 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const KIND: &str = "kind";
+/// The `kind` of history items: the outbox, as the table's stream carries it.
+pub const HISTORY_KIND: &str = "history";
 
 /// Index key attributes.
 pub const TENANT_PK: &str = "tenant_pk";
@@ -202,7 +204,7 @@ pub fn history_item(entry: &HistoryEntry) -> Result<Item, StoreError> {
     Ok(Item::from([
         (PK.to_owned(), s(agreement_pk(&entry.agreement_id))),
         (SK.to_owned(), s(history_sk(entry.sequence))),
-        (KIND.to_owned(), s("history")),
+        (KIND.to_owned(), s(HISTORY_KIND)),
         ("agreement_id".to_owned(), s(&entry.agreement_id)),
         ("tenant".to_owned(), s(&entry.tenant)),
         ("sequence".to_owned(), n(entry.sequence)),
@@ -273,6 +275,21 @@ pub fn decode_agreement(item: &Item) -> Result<Agreement, StoreError> {
 /// stream (the new image of an inserted item whose `kind` is `history`).
 pub fn decode_history_entry(item: &Item) -> Result<HistoryEntry, StoreError> {
     decode(item, ENTRY)
+}
+
+/// The history entry of a stream image, whatever client read it: `text` gives a string attribute
+/// of the image. `None` when the image is not a history item.
+pub fn history_entry_of_image<'a>(
+    text: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Option<HistoryEntry>, StoreError> {
+    if text(KIND) != Some(HISTORY_KIND) {
+        return Ok(None);
+    }
+    let entry = text(ENTRY)
+        .ok_or_else(|| StoreError::Corrupt(format!("a history item without its `{ENTRY}`")))?;
+    serde_json::from_str(entry).map(Some).map_err(|error| {
+        StoreError::Corrupt(format!("a history entry that does not decode: {error}"))
+    })
 }
 
 pub fn decode_idempotency_record(item: &Item) -> Result<IdempotencyRecord, StoreError> {

@@ -7,6 +7,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use countersign_domain::{HistoryEntry, PublishedEvent};
 use countersign_service::outbox::{publish_in_order, EventBatchSender};
 use countersign_service::RetryPolicy;
+use countersign_store_dynamodb::item::history_entry_of_image;
 
 /// The history entry a stream record inserted, if it inserted one.
 pub fn inserted_history_entry(record: &EventRecord) -> Result<Option<HistoryEntry>, String> {
@@ -16,15 +17,7 @@ pub fn inserted_history_entry(record: &EventRecord) -> Result<Option<HistoryEntr
     // The image in DynamoDB's JSON form: {"kind":{"S":"history"},"entry":{"S":"{...}"},...}.
     let image =
         serde_json::to_value(&record.change.new_image).map_err(|error| error.to_string())?;
-    if image["kind"]["S"] != "history" {
-        return Ok(None);
-    }
-    let entry = image["entry"]["S"]
-        .as_str()
-        .ok_or_else(|| "a history item without its `entry`".to_owned())?;
-    serde_json::from_str(entry)
-        .map(Some)
-        .map_err(|error| format!("a history entry that does not decode: {error}"))
+    history_entry_of_image(|name| image[name]["S"].as_str()).map_err(|error| error.to_string())
 }
 
 pub async fn publish_batch(
