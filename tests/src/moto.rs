@@ -68,3 +68,60 @@ pub fn unique_name(prefix: &str) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A new SQS queue on moto: its URL and ARN.
+pub async fn queue(prefix: &str) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique_name(prefix))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("a queue url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("a queue arn");
+    (url, arn)
+}
+
+/// Receives and deletes what `queue_url` holds: waits (up to 20 s) for `at_least` messages, then
+/// takes what else is there, so a test also sees messages it did not expect.
+pub async fn drain(queue_url: &str, at_least: usize) -> Vec<aws_sdk_sqs::types::Message> {
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut messages = Vec::new();
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(if messages.len() >= at_least { 0 } else { 1 })
+            .send()
+            .await
+            .expect("receive");
+        let received = output.messages().to_vec();
+        for message in &received {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+        let empty = received.is_empty();
+        messages.extend(received);
+        if (empty && messages.len() >= at_least) || std::time::Instant::now() > deadline {
+            return messages;
+        }
+    }
+}

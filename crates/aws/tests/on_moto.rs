@@ -1,7 +1,7 @@
 //! The SQS callback queue and the EventBridge sender against a real AWS API (moto_server).
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_eventbridge::types::Target;
 use chrono::{TimeZone, Utc};
@@ -23,60 +23,6 @@ fn events_client() -> aws_sdk_eventbridge::Client {
     aws_sdk_eventbridge::Client::new(&moto::sdk_config())
 }
 
-async fn queue(name: &str) -> (String, String) {
-    let sqs = sqs();
-    let url = sqs
-        .create_queue()
-        .queue_name(moto::unique_name(name))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("a queue url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|attributes| {
-            attributes
-                .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("a queue arn");
-    (url, arn)
-}
-
-/// Receives until `count` messages arrived or 20 s passed; deletes what it received.
-async fn receive(url: &str, count: usize) -> Vec<String> {
-    let sqs = sqs();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut bodies = Vec::new();
-    while bodies.len() < count && Instant::now() < deadline {
-        let output = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for message in output.messages() {
-            bodies.push(message.body().unwrap_or_default().to_owned());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-    }
-    bodies
-}
-
 fn verified(event_id: &str) -> VerifiedEvent {
     VerifiedEvent {
         provider: "sandbox".to_owned(),
@@ -91,13 +37,17 @@ fn verified(event_id: &str) -> VerifiedEvent {
 
 #[tokio::test]
 async fn a_queued_callback_arrives_whole() {
-    let (url, _) = queue("callbacks").await;
+    let (url, _) = moto::queue("callbacks").await;
     let queue = SqsCallbackQueue::new(sqs(), &url);
     let events = [verified("evt_1"), verified("evt_2")];
     for event in &events {
         queue.enqueue(event).await.expect("enqueue");
     }
-    let bodies = receive(&url, 2).await;
+    let bodies: Vec<String> = moto::drain(&url, 2)
+        .await
+        .iter()
+        .map(|message| message.body().unwrap_or_default().to_owned())
+        .collect();
     let mut received: Vec<VerifiedEvent> = bodies
         .iter()
         .map(|body| event_from_message(body).expect("an event"))
@@ -150,7 +100,7 @@ async fn events_reach_a_queue_subscribed_to_the_bus_in_order_per_agreement() {
         .send()
         .await
         .expect("create bus");
-    let (url, arn) = queue("subscriber").await;
+    let (url, arn) = moto::queue("subscriber").await;
     let rule = moto::unique_name("rule");
     events_client
         .put_rule()
@@ -188,7 +138,11 @@ async fn events_reach_a_queue_subscribed_to_the_bus_in_order_per_agreement() {
     let report = publish_in_order(&sender, &events, &RetryPolicy::default()).await;
     assert_eq!(report.first_unpublished(), None, "{report:?}");
 
-    let bodies = receive(&url, events.len()).await;
+    let bodies: Vec<String> = moto::drain(&url, events.len())
+        .await
+        .iter()
+        .map(|message| message.body().unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(bodies.len(), events.len(), "every event delivered once");
     let mut sequences: HashMap<String, Vec<u64>> = HashMap::new();
     let mut seen = HashSet::new();

@@ -108,7 +108,7 @@ async fn every_event_file_through_its_function() {
         store.get_agreement(&id).await.unwrap().unwrap().status,
         Status::Pending
     );
-    let queued = resources.drain(&resources.callback_queue_url, 2).await;
+    let queued = countersign_e2e::moto::drain(&resources.callback_queue_url, 2).await;
     assert_eq!(
         queued.len(),
         2,
@@ -142,7 +142,7 @@ async fn every_event_file_through_its_function() {
     // outbox-publisher: the sample stream batch reaches the bus, and a queue subscribed to it.
     let response = publisher.invoke(&fixture("dynamodb-stream.json", &id));
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
-    let delivered = resources.drain(&resources.subscriber_queue_url, 3).await;
+    let delivered = countersign_e2e::moto::drain(&resources.subscriber_queue_url, 3).await;
     let events: Vec<(String, u64)> = delivered
         .iter()
         .map(|message| {

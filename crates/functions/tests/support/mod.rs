@@ -71,7 +71,7 @@ impl Resources {
         countersign_store_dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
             .await
             .expect("table");
-        let (callback_queue_url, callback_queue_arn) = queue(&sdk, "callbacks").await;
+        let (callback_queue_url, callback_queue_arn) = moto::queue("callbacks").await;
         let bus = moto::unique_name("bus");
         let events = aws_sdk_eventbridge::Client::new(&sdk);
         events
@@ -80,7 +80,7 @@ impl Resources {
             .send()
             .await
             .expect("bus");
-        let (subscriber_queue_url, subscriber_arn) = queue(&sdk, "subscriber").await;
+        let (subscriber_queue_url, subscriber_arn) = moto::queue("subscriber").await;
         let rule = moto::unique_name("all-events");
         events
             .put_rule()
@@ -145,41 +145,6 @@ impl Resources {
         )
     }
 
-    /// Receives (and deletes) what `queue_url` holds, waiting up to 10 s for `at_least` messages.
-    pub async fn drain(
-        &self,
-        queue_url: &str,
-        at_least: usize,
-    ) -> Vec<aws_sdk_sqs::types::Message> {
-        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut messages = Vec::new();
-        loop {
-            let output = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(if messages.len() >= at_least { 0 } else { 1 })
-                .send()
-                .await
-                .expect("receive");
-            let received = output.messages().to_vec();
-            for message in &received {
-                sqs.delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-            let empty = received.is_empty();
-            messages.extend(received);
-            if (empty && messages.len() >= at_least) || Instant::now() > deadline {
-                return messages;
-            }
-        }
-    }
-
     /// An SQS Lambda event made of real received messages.
     pub fn sqs_event(&self, messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> String {
         let records: Vec<Value> = messages
@@ -200,32 +165,6 @@ impl Resources {
             .collect();
         json!({ "Records": records }).to_string()
     }
-}
-
-async fn queue(sdk: &SdkConfig, name: &str) -> (String, String) {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(moto::unique_name(name))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("arn");
-    (url, arn)
 }
 
 /// One function: its runtime API (`cargo lambda watch --only-lambda-apis`) and its real binary.
