@@ -170,6 +170,7 @@ impl From<ServiceError> for ApiError {
                 "VERSION_MISMATCH",
                 format!("If-Match does not match: the agreement is at version {current}"),
             ),
+            ServiceError::Malformed(message) => ApiError::invalid_request(message),
             ServiceError::Domain(domain) => domain.into(),
             ServiceError::IdempotencyKeyTaken => idempotency_key_reused(),
             ServiceError::Contention => {

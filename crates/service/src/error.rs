@@ -10,6 +10,10 @@ pub enum ServiceError {
     /// `If-Match` names another version than the current one.
     #[error("version mismatch: the agreement is at version {current}")]
     VersionMismatch { current: u64 },
+    /// The request cannot be read as what it claims to be (e.g. a patch that does not merge into
+    /// an agreement input): the caller's mistake in form, not a rule of the domain.
+    #[error("{0}")]
+    Malformed(String),
     #[error(transparent)]
     Domain(#[from] DomainError),
     /// A live idempotency record already holds this key: read it and replay it, or refuse.

@@ -200,33 +200,18 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         let patch: Value = parse_json(body_bytes(request))?;
         let if_match = if_match(request.headers())?;
         // Applied to the agreement as read on every attempt: a retry after a conflict merges
-        // onto the newer version.
+        // onto the newer version. Merging into the agreement as it is keeps the fields a patch of
+        // one field of a nested object leaves out (`{"documents":{"main":{"filename":...}}}`);
+        // what then fails to read as an input (unknown fields, wrong types) is 400, as for create.
         let make_input = |agreement: &Agreement| -> Result<AgreementInput, ServiceError> {
             let mut document =
                 serde_json::to_value(agreement.editable_input()).map_err(|error| {
                     ServiceError::Store(countersign_store::StoreError::Corrupt(error.to_string()))
                 })?;
             json_patch::merge(&mut document, &patch);
-            serde_json::from_value(document).map_err(|error| {
-                ServiceError::Domain(DomainError::Invalid(vec![countersign_domain::Issue::new(
-                    countersign_domain::IssueCode::ValidationFailed,
-                    "body",
-                    error.to_string(),
-                )]))
-            })
+            serde_json::from_value(document)
+                .map_err(|error| ServiceError::Malformed(format!("invalid patch: {error}")))
         };
-        // Shape errors (unknown fields, wrong types) are 400, as for create: check the patch
-        // merged into the agreement as it is, so that a patch naming one field of a nested
-        // object (`{"documents":{"main":{"filename":...}}}`) keeps the fields it leaves out.
-        let current = self.agreements.get(tenant, id).await?;
-        let mut shaped = serde_json::to_value(current.editable_input()).map_err(|error| {
-            ApiError::from(ServiceError::Store(countersign_store::StoreError::Corrupt(
-                error.to_string(),
-            )))
-        })?;
-        json_patch::merge(&mut shaped, &patch);
-        serde_json::from_value::<AgreementInput>(shaped)
-            .map_err(|error| ApiError::invalid_request(format!("invalid patch: {error}")))?;
         let agreement = self
             .agreements
             .edit(tenant, id, if_match, &make_input)
