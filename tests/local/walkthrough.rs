@@ -538,10 +538,7 @@ async fn configuration_closes_the_sandbox_and_the_consumer_api() {
     // A one-hour window that starts two hours from now (UTC): closed for the whole test.
     let hour = (unix_now() / 3600 + 2) % 24;
     let hours = format!("{hour:02}:00-{:02}:00@UTC", (hour + 1) % 24);
-    let local = LocalProcess::start(
-        BINARY,
-        &[("COUNTERSIGN_SANDBOX", "off"), ("SERVICE_HOURS", &hours)],
-    );
+    let local = LocalProcess::start(BINARY, &[("SERVICE_HOURS", &hours)]);
     let client = local.client("dev-key");
 
     let reply = client.post("/agreements", &two_signers()).await;
@@ -567,12 +564,17 @@ async fn configuration_closes_the_sandbox_and_the_consumer_api() {
     let reply = client
         .send_raw(
             "/callbacks/sandbox",
-            body,
+            body.clone(),
             &[("countersign-signature", &signature)],
         )
         .await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
+    drop(local);
 
+    // Switched off, the sandbox is gone whole: its routes and its provider's callback route, so
+    // its (development) secret verifies nothing.
+    let local = LocalProcess::start(BINARY, &[("COUNTERSIGN_SANDBOX", "off")]);
+    let client = local.client("dev-key");
     let reply = client
         .post(
             "/sandbox/agreements/unknownagreement000000000/expire",
@@ -580,9 +582,54 @@ async fn configuration_closes_the_sandbox_and_the_consumer_api() {
         )
         .await;
     assert_eq!(
-        reply.status, 404,
+        (reply.status, reply.error_type()),
+        (404, "NOT_FOUND"),
         "sandbox routes are gone: {:?}",
         reply.body
+    );
+    let signature = sandbox_signature(b"sandbox-dev-secret", &body);
+    let reply = client
+        .send_raw(
+            "/callbacks/sandbox",
+            body,
+            &[("countersign-signature", &signature)],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_type()),
+        (404, "NOT_FOUND"),
+        "the sandbox's callback route is gone: {:?}",
+        reply.body
+    );
+}
+
+#[test]
+fn the_development_credentials_are_refused_beyond_loopback() {
+    let start = |vars: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(BINARY);
+        command
+            .env("COUNTERSIGN_HOST", "0.0.0.0")
+            .env("COUNTERSIGN_PORT", "0");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        command.output().expect("the binary runs")
+    };
+    let output = start(&[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("COUNTERSIGN_API_KEYS"));
+
+    let output = start(&[(
+        "COUNTERSIGN_API_KEYS",
+        "a-real-key-of-32-characters-long=t1",
+    )]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("COUNTERSIGN_WEBHOOK_SECRETS"), "{stderr}");
+    assert!(stderr.contains("published development secret"), "{stderr}");
+    assert!(
+        !stderr.contains("sandbox-dev-secret"),
+        "no secret in a message: {stderr}"
     );
 }
 
@@ -666,4 +713,141 @@ async fn on_dynamodb_the_walk_is_the_same() {
         again.client("dev-key").agreement(&id).await["status"],
         "fulfilled"
     );
+}
+
+/// Query the table directly: how many callbacks the inbox holds.
+async fn inbox_items(endpoint: &str, table: &str) -> usize {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let output = aws_sdk_dynamodb::Client::new(&sdk)
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("INBOX".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("moto answers");
+    output.items().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_dynamodb_every_acknowledged_callback_survives_a_kill_9() {
+    let endpoint = countersign_e2e::moto::endpoint();
+    let table = countersign_e2e::moto::unique_name("crash");
+    let env = [
+        ("COUNTERSIGN_STORE", "dynamodb"),
+        ("COUNTERSIGN_DYNAMODB_TABLE", table.as_str()),
+        ("COUNTERSIGN_DYNAMODB_CREATE_TABLE", "true"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let first = LocalProcess::start(BINARY, &env);
+    let client = first.client("dev-key");
+    const AGREEMENTS: usize = 12;
+    const SIGNERS: usize = 5;
+    let signers: Vec<Value> = (0..SIGNERS)
+        .map(|n| {
+            json!({"id": format!("s{n}"), "name": format!("Signer {n}"),
+            "email": format!("s{n}@example.com"), "role": "signer"})
+        })
+        .collect();
+    let body = agreement_body(json!(signers), json!({"enabled": false}));
+    let mut ids = Vec::new();
+    for _ in 0..AGREEMENTS {
+        ids.push(sent(&client, &body).await);
+    }
+
+    // A burst of signed webhooks; the process is killed (SIGKILL) once half are acknowledged.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let http = reqwest::Client::new();
+    let mut burst = Vec::new();
+    for id in &ids {
+        for n in 0..SIGNERS {
+            let (id, acknowledged, http) = (id.clone(), acknowledged.clone(), http.clone());
+            let url = format!("{}/callbacks/sandbox", first.base_url);
+            burst.push(tokio::spawn(async move {
+                let body = json!({"id": format!("evt-{id}-{n}"), "type": "participant.signed",
+                    "created_at": "2026-11-23T10:00:00Z",
+                    "data": {"agreement_id": id, "participant_id": format!("s{n}")}})
+                .to_string();
+                let signature = sandbox_signature(b"sandbox-dev-secret", body.as_bytes());
+                let sent = http
+                    .post(url)
+                    .header("countersign-signature", signature)
+                    .body(body)
+                    .send()
+                    .await;
+                // Killed mid-request is no acknowledgement: nothing was promised.
+                if let Ok(response) = sent {
+                    if response.status() == 202 {
+                        acknowledged.lock().unwrap().push((id, format!("s{n}")));
+                    }
+                }
+            }));
+        }
+    }
+    let total = AGREEMENTS * SIGNERS;
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    while acknowledged.lock().unwrap().len() < total / 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "half the burst was never acknowledged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    drop(first); // SIGKILL
+    for task in burst {
+        task.await.expect("the burst task ends");
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let left = inbox_items(&endpoint, &table).await;
+    eprintln!(
+        "kill -9 after {} of {total} callbacks acknowledged; {left} left in the inbox",
+        acknowledged.len()
+    );
+
+    // The next start applies what the killed one acknowledged but had not applied.
+    let second = LocalProcess::start(BINARY, &env);
+    let client = second.client("dev-key");
+    for (id, participant_id) in &acknowledged {
+        let agreement = client
+            .wait_for(id, &format!("{participant_id} signed"), |a| {
+                participant(a, participant_id)["status"] == "SIGNATURE_COMPLETE"
+            })
+            .await;
+        assert_eq!(agreement["test_mode"], true);
+    }
+    for id in &ids {
+        let signed = client
+            .history(id)
+            .await
+            .iter()
+            .filter(|entry| entry["type"] == "ParticipantSigned")
+            .count();
+        let promised = acknowledged.iter().filter(|(of, _)| of == id).count();
+        assert!(
+            signed >= promised && signed <= SIGNERS,
+            "{id}: {signed} signatures applied, {promised} acknowledged"
+        );
+    }
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    while inbox_items(&endpoint, &table).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the inbox never emptied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

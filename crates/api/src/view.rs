@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use countersign_domain::{
     Agreement, Communication, Contract, Documents, HistoryEntry, Issuer, Journey, Metadata,
-    Observer, ParticipantRole, ParticipantStatus, SignatureStatus, SigningOrder, Status,
-    TrustLevel,
+    Observer, ParticipantRole, ParticipantStatus, ProviderOfRecord, SignatureStatus, SigningOrder,
+    Status, TrustLevel,
 };
 
 /// UTC ISO 8601 with a `Z`, to the millisecond.
@@ -24,6 +24,7 @@ pub struct AgreementView<'a> {
     id: &'a str,
     resource_type: &'static str,
     test_mode: bool,
+    provider: &'a ProviderOfRecord,
     status: Status,
     signature_status: Option<SignatureStatus>,
     journey: Journey,
@@ -67,6 +68,7 @@ impl<'a> AgreementView<'a> {
             id: &agreement.id,
             resource_type: "agreement",
             test_mode: agreement.test_mode,
+            provider: &agreement.provider,
             status: agreement.status,
             signature_status: agreement.signature_status(),
             journey: agreement.journey(),

@@ -428,3 +428,79 @@ async fn an_empty_secret_accepts_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_sandbox_signed_event_for_a_live_agreement_is_acknowledged_and_ignored() {
+    // The sandbox's secret is a development one: it must never complete a real contract.
+    let h = Harness::new();
+    let live = h.sent(&ready_body(false)).await;
+    let before = h.agreement(&live).await;
+    assert_eq!(before["test_mode"], false);
+    assert_eq!(before["provider"]["name"], "zigned");
+
+    for (n, participant_id) in ["ada", "bob"].iter().enumerate() {
+        let event_id = format!("evt_live_{n}");
+        let (body, sig) = signed_event(
+            &h,
+            &event_id,
+            "participant.signed",
+            &live,
+            Some(participant_id),
+        );
+        let reply = h.callback(&body, Some(&sig)).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+    }
+    let outcomes = h.pump().await;
+    assert_eq!(outcomes.len(), 2);
+    for outcome in &outcomes {
+        match outcome {
+            CallbackOutcome::Ignored { reason } => assert_eq!(
+                reason,
+                "event from provider `sandbox`, but the agreement is carried by `zigned`"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    let after = h.agreement(&live).await;
+    assert_eq!(
+        after, before,
+        "nothing of the agreement changed, version included"
+    );
+    let history = h.history(&live).await;
+    let ignored: Vec<&Value> = history
+        .iter()
+        .filter(|entry| entry["type"] == "ProviderEventIgnored")
+        .collect();
+    assert_eq!(ignored.len(), 2);
+    assert!(ignored[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("carried by `zigned`"));
+}
+
+#[tokio::test]
+async fn a_sandbox_signed_event_still_moves_a_test_mode_agreement() {
+    let h = Harness::new();
+    let id = pending(&h).await;
+    assert_eq!(h.agreement(&id).await["provider"]["name"], "sandbox");
+    let (body, sig) = signed_event(&h, "evt_t", "participant.signed", &id, Some("ada"));
+    assert_eq!(h.callback(&body, Some(&sig)).await.status, 202);
+    assert!(matches!(
+        h.pump().await.as_slice(),
+        [CallbackOutcome::Applied { .. }]
+    ));
+}
+
+#[tokio::test]
+async fn with_the_sandbox_off_its_callback_route_is_404_and_queues_nothing() {
+    let h = Harness::with(Options {
+        sandbox_enabled: false,
+        ..Options::default()
+    });
+    let id = h.sent(&ready_body(false)).await;
+    let (body, sig) = signed_event(&h, "evt_off", "participant.signed", &id, Some("ada"));
+    let reply = h.callback(&body, Some(&sig)).await;
+    reply.expect_error(404, "NOT_FOUND");
+    assert!(h.queue.take().is_empty());
+    assert_eq!(h.agreement(&id).await["version"], 2);
+}

@@ -142,12 +142,14 @@ async fn sandbox_routes_are_absent_when_switched_off() {
     }
     assert!(h.queue.take().is_empty());
     assert_eq!(h.agreement(&id).await, before);
-    // The real callback route is not part of the sandbox switch.
+    // The sandbox provider's own callback route goes with the switch (issue 8): off, even a
+    // correctly signed sandbox webhook finds no provider.
     let body = event_body("evt_real", "participant.signed", &id, Some("ada"), h.now());
     let reply = h
         .callback(&body, Some(&signature(SECRET, h.now().timestamp(), &body)))
         .await;
-    assert_eq!(reply.status, 202);
+    reply.expect_error(404, "NOT_FOUND");
+    assert!(h.queue.take().is_empty());
 }
 
 #[tokio::test]

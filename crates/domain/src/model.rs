@@ -241,12 +241,29 @@ impl CancellationReason {
     }
 }
 
+/// The name of the built-in sandbox provider (SPEC section 6): it carries `test_mode` agreements
+/// only, and its webhooks can never move a live one.
+pub const SANDBOX_PROVIDER: &str = "sandbox";
+
+/// The provider that carries the agreement's signing round (SPEC section 9), fixed when the
+/// agreement is created (from `test_mode` and the configured routing). Only this provider's
+/// webhooks apply to the agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProviderOfRecord {
+    pub name: String,
+    /// The provider's own id for the signing round; `None` until sent.
+    pub reference: Option<String>,
+}
+
 /// The agreement (envelope). `signature_status` and `journey` are derived, never stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agreement {
     pub id: String,
     pub tenant: String,
     pub test_mode: bool,
+    /// Records written before the field existed read as no provider, which no webhook matches.
+    #[serde(default)]
+    pub provider: ProviderOfRecord,
     pub status: Status,
     pub trust_level: TrustLevel,
     pub cancellation_reason: Option<CancellationReason>,

@@ -11,18 +11,20 @@ use crate::input::{
 };
 use crate::model::{
     Agreement, CancellationReason, Communication, Documents, FileRef, Observer, Participant,
-    ParticipantStatus,
+    ParticipantStatus, ProviderOfRecord, SANDBOX_PROVIDER,
 };
 use crate::readiness::readiness_issues;
 use crate::status::{Journey, Status};
 
 /// Settings of the rules that SPEC leaves configurable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
     /// Failed identity checks after which a participant is `IDENTITY_CHECK_FAILED`.
     pub identity_check_attempts: u32,
     /// `expires_in_days` when the client sets none.
     pub default_expires_in_days: u16,
+    /// Which provider carries a new agreement (SPEC section 9).
+    pub providers: ProviderRouting,
 }
 
 impl Default for Rules {
@@ -30,6 +32,34 @@ impl Default for Rules {
         Rules {
             identity_check_attempts: 3,
             default_expires_in_days: 120,
+            providers: ProviderRouting::default(),
+        }
+    }
+}
+
+/// The provider of record of new agreements: `test_mode` ones go to `test_mode` (the sandbox
+/// unless configured otherwise), the others to `live`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRouting {
+    pub test_mode: String,
+    pub live: String,
+}
+
+impl Default for ProviderRouting {
+    fn default() -> Self {
+        ProviderRouting {
+            test_mode: SANDBOX_PROVIDER.to_owned(),
+            live: "zigned".to_owned(),
+        }
+    }
+}
+
+impl ProviderRouting {
+    pub fn for_test_mode(&self, test_mode: bool) -> &str {
+        if test_mode {
+            &self.test_mode
+        } else {
+            &self.live
         }
     }
 }
@@ -55,6 +85,8 @@ impl LifecycleRequest {
 /// A verified provider event, mapped to what section 2 knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderEvent {
+    /// The provider adapter that verified the event (its webhook secret signed it).
+    pub provider: String,
     pub event_id: String,
     pub occurred_at: DateTime<Utc>,
     pub kind: ProviderEventKind,
@@ -102,6 +134,14 @@ pub enum IgnoreReason {
     ParticipantNotInvited(String),
     /// The same signed document was already recorded (by another event id).
     SignedDocumentAlreadyRecorded,
+    /// Verified by another provider than the agreement's provider of record: it proves nothing
+    /// about this agreement.
+    NotItsProvider {
+        provider: String,
+        provider_of_record: String,
+    },
+    /// The sandbox provider's events never move a live (`test_mode: false`) agreement.
+    SandboxOnLiveAgreement,
 }
 
 impl std::fmt::Display for IgnoreReason {
@@ -130,6 +170,17 @@ impl std::fmt::Display for IgnoreReason {
             IgnoreReason::ParticipantNotInvited(id) => {
                 write!(f, "participant `{id}` has not been invited yet")
             }
+            IgnoreReason::NotItsProvider {
+                provider,
+                provider_of_record,
+            } => write!(
+                f,
+                "event from provider `{provider}`, but the agreement is carried by `{provider_of_record}`"
+            ),
+            IgnoreReason::SandboxOnLiveAgreement => write!(
+                f,
+                "sandbox provider event for an agreement not in test mode"
+            ),
         }
     }
 }
@@ -168,10 +219,15 @@ impl Agreement {
         if !issues.is_empty() {
             return Err(DomainError::Invalid(issues));
         }
+        let test_mode = input.test_mode.unwrap_or(false);
         let mut agreement = Agreement {
             id,
             tenant,
-            test_mode: input.test_mode.unwrap_or(false),
+            test_mode,
+            provider: ProviderOfRecord {
+                name: rules.providers.for_test_mode(test_mode).to_owned(),
+                reference: None,
+            },
             status: Status::Draft,
             trust_level: Default::default(),
             cancellation_reason: None,
@@ -458,6 +514,16 @@ impl Agreement {
             transition: self.record_ignored(&event.event_id, &reason, now),
             reason,
         };
+        // Who signed the webhook comes first: another provider's event proves nothing here.
+        if event.provider != self.provider.name {
+            return ignore(IgnoreReason::NotItsProvider {
+                provider: event.provider.clone(),
+                provider_of_record: self.provider.name.clone(),
+            });
+        }
+        if event.provider == SANDBOX_PROVIDER && !self.test_mode {
+            return ignore(IgnoreReason::SandboxOnLiveAgreement);
+        }
         if let ProviderEventKind::Unusable {
             event_type,
             problem,

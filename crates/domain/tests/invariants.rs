@@ -234,6 +234,7 @@ impl Runner {
             },
         };
         ProviderEvent {
+            provider: self.agreement.provider.name.clone(),
             event_id: format!("evt-{}", self.event_counter),
             occurred_at: self.now,
             kind,

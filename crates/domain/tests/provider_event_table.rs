@@ -640,3 +640,144 @@ fn a_fulfilled_agreement_records_its_signed_document_once() {
         "same signed document again",
     );
 }
+
+// ---------------------------------------------------------------- provider of record
+
+fn from_provider(provider: &str, event: ProviderEvent) -> ProviderEvent {
+    ProviderEvent {
+        provider: provider.to_owned(),
+        ..event
+    }
+}
+
+fn sandbox_input() -> countersign_domain::AgreementInput {
+    countersign_domain::AgreementInput {
+        test_mode: Some(true),
+        ..ready_input()
+    }
+}
+
+#[test]
+fn the_provider_of_record_is_fixed_at_creation_from_test_mode() {
+    let live = draft();
+    assert!(!live.test_mode);
+    assert_eq!(live.provider.name, rules().providers.live);
+    assert_eq!(live.provider.reference, None);
+    let test = create(sandbox_input());
+    assert_eq!(test.provider.name, "sandbox");
+
+    let routed = Rules {
+        providers: countersign_domain::ProviderRouting {
+            test_mode: "zigned".to_owned(),
+            live: "zigned".to_owned(),
+        },
+        ..Rules::default()
+    };
+    let to_zigned_test = Agreement::create(
+        "agr2".to_owned(),
+        "tenant-a".to_owned(),
+        sandbox_input(),
+        t0(),
+        &routed,
+        &mut Ids::new(),
+    )
+    .unwrap()
+    .agreement;
+    assert_eq!(to_zigned_test.provider.name, "zigned");
+}
+
+#[test]
+fn an_event_from_another_provider_than_the_agreements_changes_nothing() {
+    // Every kind of event, on a live agreement and on a test-mode one, from the wrong provider.
+    for agreement in [pending(), pending_from(sandbox_input())] {
+        let wrong = if agreement.provider.name == "sandbox" {
+            "zigned"
+        } else {
+            "sandbox"
+        };
+        for ev in [
+            Ev::Signed,
+            Ev::Refused,
+            Ev::DeliveryFailed,
+            Ev::IdentityCheckFailed,
+            Ev::SignedDocument,
+            Ev::AgreementFailed,
+            Ev::Unusable,
+        ] {
+            let event = from_provider(wrong, make(ev));
+            match on_event(&agreement, &event, minutes(40)) {
+                Decision::Ignored { transition, reason } => {
+                    assert_eq!(
+                        reason,
+                        IgnoreReason::NotItsProvider {
+                            provider: wrong.to_owned(),
+                            provider_of_record: agreement.provider.name.clone(),
+                        },
+                        "{ev:?}"
+                    );
+                    assert_eq!(transition.agreement.version, agreement.version);
+                    assert_eq!(transition.agreement.status, agreement.status);
+                    assert_eq!(transition.agreement.participants, agreement.participants);
+                    assert_eq!(transition.entries.len(), 1);
+                    assert_eq!(
+                        transition.entries[0].entry_type,
+                        EntryType::ProviderEventIgnored
+                    );
+                }
+                other => panic!("{ev:?} from {wrong}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_sandbox_never_moves_a_live_agreement_even_as_its_provider_of_record() {
+    // A misconfiguration that routes live agreements to the sandbox still cannot let the
+    // sandbox's (development) secret complete a live agreement.
+    let misrouted = Rules {
+        providers: countersign_domain::ProviderRouting {
+            test_mode: "sandbox".to_owned(),
+            live: "sandbox".to_owned(),
+        },
+        ..Rules::default()
+    };
+    let live = Agreement::create(
+        "agr3".to_owned(),
+        "tenant-a".to_owned(),
+        ready_input(),
+        t0(),
+        &misrouted,
+        &mut Ids::new(),
+    )
+    .unwrap()
+    .agreement;
+    let live = send(&live);
+    assert_eq!(live.provider.name, "sandbox");
+    match live.decide_provider_event(
+        &from_provider("sandbox", signed("p1")),
+        &misrouted,
+        minutes(40),
+    ) {
+        Decision::Ignored { reason, transition } => {
+            assert_eq!(reason, IgnoreReason::SandboxOnLiveAgreement);
+            assert_eq!(transition.agreement.version, live.version);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_provider_of_record_survives_a_stored_record_without_it_as_no_provider() {
+    // Records written before the field existed read back with no provider: nothing matches them.
+    let mut json = serde_json::to_value(pending()).unwrap();
+    json.as_object_mut().unwrap().remove("provider");
+    let old: Agreement = serde_json::from_value(json).unwrap();
+    assert_eq!(old.provider.name, "");
+    assert!(matches!(
+        on_event(&old, &signed("p1"), minutes(40)),
+        Decision::Ignored {
+            reason: IgnoreReason::NotItsProvider { .. },
+            ..
+        }
+    ));
+}

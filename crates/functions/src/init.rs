@@ -59,6 +59,9 @@ pub async fn webhook_secrets(sdk: &SdkConfig, settings: &Settings) -> Result<Vec
     if secrets.is_empty() {
         return Err(format!("the SSM parameter {name} holds no secret").into());
     }
+    // A deployment never signs or verifies with the published development secret.
+    countersign_provider::sandbox::check_deployment_secrets(&secrets)
+        .map_err(|error| format!("the SSM parameter {name}: {error}"))?;
     Ok(secrets)
 }
 
@@ -95,23 +98,27 @@ pub async fn http_api(
     let agreements = Arc::new(AgreementService::new(
         store,
         Arc::new(SystemClock),
-        settings.rules,
+        settings.rules.clone(),
         RetryPolicy::default(),
     ));
     let mut providers = ProviderRegistry::new();
     let mut signing_secret = Vec::new();
-    // Only the callback route and the sandbox routes (when on) enqueue and need the secrets.
+    // Only the callback route and the sandbox routes (when on) enqueue. The sandbox provider,
+    // and so its secrets, exist only when the sandbox is on: off, `POST /v1/callbacks/sandbox`
+    // is 404 like every other sandbox route.
     let enqueues = match role {
         HttpRole::Agreements => false,
         HttpRole::LifecycleAndSandbox => settings.sandbox_enabled,
         HttpRole::Callbacks => true,
     };
+    if enqueues && settings.sandbox_enabled {
+        let secrets = webhook_secrets(sdk, settings).await?;
+        signing_secret = secrets[0].clone();
+        providers.register(Box::new(SandboxProvider::new(secrets)));
+    }
     let queue: Arc<dyn CallbackQueue> = match enqueues {
         false => Arc::new(NoCallbackQueue),
         true => {
-            let secrets = webhook_secrets(sdk, settings).await?;
-            signing_secret = secrets[0].clone();
-            providers.register(Box::new(SandboxProvider::new(secrets)));
             let url = Settings::require(&settings.callback_queue_url, CALLBACK_QUEUE_URL)?;
             Arc::new(SqsCallbackQueue::new(aws_sdk_sqs::Client::new(sdk), url))
         }

@@ -92,6 +92,7 @@ impl Settings {
             rules: Rules {
                 identity_check_attempts,
                 default_expires_in_days,
+                ..Rules::default()
             },
             sandbox_enabled,
             sweep_page_size,

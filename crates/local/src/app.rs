@@ -1,21 +1,21 @@
-//! Wires the whole product into one process: the API on 127.0.0.1, the callback worker on an
-//! in-process queue, the sweeper on an interval, and the events printed as JSON lines on standard
+//! Wires the whole product into one process: the API on 127.0.0.1, the callback worker on the
+//! store's inbox (what a 202 promised survives a restart), the sweeper on an interval, and the events printed as JSON lines on standard
 //! output (logs go to standard error): from the embedded store's outbox, or from the DynamoDB
 //! table's stream.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_aws::StreamFeed;
 use countersign_domain::PublishedEvent;
 use countersign_provider::sandbox::SandboxProvider;
 use countersign_provider::ProviderRegistry;
-use countersign_service::callbacks::{run_callback_worker, ChannelQueue};
 use countersign_service::dispatcher::{
     DispatchEvent, Dispatcher, SandboxClient, DISPATCHED_EVENT_TYPES,
 };
@@ -23,11 +23,12 @@ use countersign_service::outbox::{event_json, EventSink, OutboxRelay, SinkError}
 use countersign_service::{
     AgreementService, CallbackProcessor, Clock, RetryPolicy, Sweeper, SystemClock,
 };
-use countersign_store::{AgreementGet, MemoryStore, Store};
+use countersign_store::{AgreementGet, CallbackInbox, MemoryStore, Store};
 use countersign_store_dynamodb::{create_table, DynamoStore};
 
 use crate::config::{LocalConfig, StoreChoice};
 use crate::http_server;
+use crate::inbox::{run_inbox_worker, InboxQueue};
 
 /// How often the relay looks for committed events: short, so events print as they happen.
 const OUTBOX_POLL: Duration = Duration::from_millis(50);
@@ -184,7 +185,7 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> std::io
     }
 }
 
-async fn serve<S: Store + 'static>(
+async fn serve<S: Store + CallbackInbox + 'static>(
     config: LocalConfig,
     store: Arc<S>,
     store_description: String,
@@ -195,23 +196,24 @@ async fn serve<S: Store + 'static>(
     let agreements = Arc::new(AgreementService::new(
         store.clone(),
         clock.clone(),
-        config.rules,
+        config.rules.clone(),
         retry,
     ));
 
-    let (queue, receiver) = ChannelQueue::new(1024);
     let processor = Arc::new(CallbackProcessor::new(
         store.clone(),
         clock.clone(),
         config.rules,
         retry,
     ));
-    let dead_letters = Arc::new(Mutex::new(Vec::new()));
-    tokio::spawn(run_callback_worker(
-        receiver,
+    let wake = Arc::new(Notify::new());
+    let queue = InboxQueue::new(store.clone(), clock.clone(), wake.clone());
+    tokio::spawn(run_inbox_worker(
+        store.clone(),
         processor,
+        clock.clone(),
+        wake,
         config.callback_max_receives,
-        dead_letters,
     ));
 
     let sweeper = Sweeper::new(store.clone(), clock.clone(), retry, SWEEP_PAGE);
@@ -231,10 +233,14 @@ async fn serve<S: Store + 'static>(
         }
     });
 
+    // Off, the sandbox provider does not exist: `POST /v1/callbacks/sandbox` is 404 like every
+    // other sandbox route, and its secret verifies nothing.
     let mut providers = ProviderRegistry::new();
-    providers.register(Box::new(SandboxProvider::new(
-        config.webhook_secrets.clone(),
-    )));
+    if config.sandbox_enabled {
+        providers.register(Box::new(SandboxProvider::new(
+            config.webhook_secrets.clone(),
+        )));
+    }
     let signing_secret = config.webhook_secrets.first().cloned().unwrap_or_default();
     let api = Arc::new(Api::new(
         agreements,

@@ -10,7 +10,7 @@ use countersign_domain::Rules;
 /// The documented development default: `Authorization: Bearer dev-key` is tenant `dev-tenant`.
 pub const DEFAULT_API_KEYS: &str = "dev-key=dev-tenant";
 /// The sandbox provider's development secret; set your own with COUNTERSIGN_WEBHOOK_SECRETS.
-pub const DEFAULT_WEBHOOK_SECRET: &str = "sandbox-dev-secret";
+pub const DEFAULT_WEBHOOK_SECRET: &str = countersign_provider::sandbox::DEVELOPMENT_SECRET;
 
 pub struct LocalConfig {
     pub addr: SocketAddr,
@@ -109,6 +109,18 @@ impl LocalConfig {
         if webhook_secrets.is_empty() {
             return Err("COUNTERSIGN_WEBHOOK_SECRETS: at least one secret".to_owned());
         }
+        // Listening beyond this machine, the published development credentials would let anyone
+        // in: they are for loopback only.
+        if !host.is_loopback() {
+            if api_keys_are_default {
+                return Err(format!(
+                    "COUNTERSIGN_API_KEYS: set API keys of your own to listen on {host} (the development key is for 127.0.0.1 only)"
+                ));
+            }
+            countersign_provider::sandbox::check_deployment_secrets(&webhook_secrets).map_err(
+                |error| format!("COUNTERSIGN_WEBHOOK_SECRETS: {error} to listen on {host}"),
+            )?;
+        }
         let sandbox_enabled = match get("COUNTERSIGN_SANDBOX").as_deref().map(str::trim) {
             None | Some("on" | "true" | "1") => true,
             Some("off" | "false" | "0") => false,
@@ -146,6 +158,7 @@ impl LocalConfig {
             rules: Rules {
                 identity_check_attempts,
                 default_expires_in_days,
+                ..Rules::default()
             },
             sweep_interval: Duration::from_secs_f64(sweep_secs),
             callback_max_receives: callback_max_receives.max(1),
@@ -294,6 +307,42 @@ mod tests {
             vec![b"new".to_vec(), b"old".to_vec()]
         );
         assert_eq!(config.sweep_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn beyond_loopback_the_development_credentials_are_refused() {
+        let error = config(&[("COUNTERSIGN_HOST", "0.0.0.0")])
+            .err()
+            .unwrap_or_default();
+        assert!(error.starts_with("COUNTERSIGN_API_KEYS"), "{error}");
+        let keys = ("COUNTERSIGN_API_KEYS", "key-of-a-deployment=t1");
+        let error = config(&[("COUNTERSIGN_HOST", "0.0.0.0"), keys])
+            .err()
+            .unwrap_or_default();
+        assert!(error.starts_with("COUNTERSIGN_WEBHOOK_SECRETS"), "{error}");
+        let error = config(&[
+            ("COUNTERSIGN_HOST", "192.0.2.10"),
+            keys,
+            (
+                "COUNTERSIGN_WEBHOOK_SECRETS",
+                "a-long-enough-secret,sandbox-dev-secret",
+            ),
+        ])
+        .err()
+        .unwrap_or_default();
+        assert!(
+            error.contains("secret 2 is the published development secret"),
+            "{error}"
+        );
+        let fine = config(&[
+            ("COUNTERSIGN_HOST", "::"),
+            keys,
+            ("COUNTERSIGN_WEBHOOK_SECRETS", "a-long-enough-secret"),
+        ])
+        .unwrap();
+        assert!(!fine.addr.ip().is_loopback());
+        // On loopback the defaults stay: a developer's machine needs no setup.
+        assert!(config(&[("COUNTERSIGN_HOST", "::1")]).is_ok());
     }
 }
 

@@ -1,9 +1,10 @@
-//! `countersign-local`: every route, the callback queue, the sweeper and the event relay in one
+//! `countersign-local`: every route, the callback inbox and its worker, the sweeper and the event relay in one
 //! process on 127.0.0.1. Configuration comes from environment variables (`--help` lists them).
 
 mod app;
 mod config;
 mod http_server;
+mod inbox;
 
 use std::process::ExitCode;
 

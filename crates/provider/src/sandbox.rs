@@ -20,14 +20,44 @@ use header::{SignatureHeader, V1_LEN};
 
 pub use event::{event_type, signed_event_body, SandboxEvent, SandboxEventData};
 
-/// The provider's name in `POST /v1/callbacks/{provider}`.
-pub const PROVIDER_NAME: &str = "sandbox";
+/// The provider's name in `POST /v1/callbacks/{provider}`, and the provider of record of the
+/// test-mode agreements it carries.
+pub const PROVIDER_NAME: &str = countersign_domain::SANDBOX_PROVIDER;
+/// The secret `countersign-local` signs with when none is configured. It is published (README),
+/// so it is only ever accepted on a development machine: see [`check_deployment_secrets`].
+pub const DEVELOPMENT_SECRET: &str = "sandbox-dev-secret";
+/// The shortest webhook secret accepted outside development.
+pub const MIN_SECRET_BYTES: usize = 16;
 /// `Countersign-Signature`, lower-cased as `http` stores header names.
 pub const SIGNATURE_HEADER: &str = "countersign-signature";
 /// How far the signed timestamp may be from now, either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Secrets fit to sign and verify anything but a developer's own traffic: none is the published
+/// [`DEVELOPMENT_SECRET`] and none is shorter than [`MIN_SECRET_BYTES`]. The message never
+/// contains a secret.
+pub fn check_deployment_secrets(secrets: &[Vec<u8>]) -> Result<(), String> {
+    if secrets.is_empty() {
+        return Err("no webhook secret is configured".to_owned());
+    }
+    for (position, secret) in secrets.iter().enumerate() {
+        let which = position + 1;
+        if secret.as_slice() == DEVELOPMENT_SECRET.as_bytes() {
+            return Err(format!(
+                "secret {which} is the published development secret; set a secret of your own"
+            ));
+        }
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "secret {which} has {} bytes; at least {MIN_SECRET_BYTES} are needed",
+                secret.len()
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Verifies sandbox callbacks against one or more secrets (several during rotation).
 #[derive(Clone)]
@@ -166,6 +196,24 @@ mod tests {
 
     fn signed(secret: &[u8], at: DateTime<Utc>, body: &str) -> HeaderMap {
         headers(&sign(secret, at.timestamp(), body.as_bytes()))
+    }
+
+    #[test]
+    fn deployments_refuse_the_development_secret_and_short_secrets_without_showing_them() {
+        assert_eq!(check_deployment_secrets(&[SECRET.to_vec()]), Ok(()));
+        assert_eq!(
+            check_deployment_secrets(&[]),
+            Err("no webhook secret is configured".to_owned())
+        );
+        let published =
+            check_deployment_secrets(&[SECRET.to_vec(), DEVELOPMENT_SECRET.as_bytes().to_vec()])
+                .unwrap_err();
+        assert!(published.contains("secret 2 is the published development secret"));
+        let short = check_deployment_secrets(&[b"fifteen-bytes!!".to_vec()]).unwrap_err();
+        assert!(short.contains("15 bytes; at least 16"), "{short}");
+        for message in [published, short] {
+            assert!(!message.contains(DEVELOPMENT_SECRET) && !message.contains("fifteen"));
+        }
     }
 
     fn v1_hex(secret: &[u8], at: DateTime<Utc>, body: &str) -> String {

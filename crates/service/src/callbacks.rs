@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use countersign_domain::{
     Agreement, Decision, FileRef, IgnoreReason, ProviderEvent, ProviderEventKind, Rules,
 };
@@ -69,6 +68,7 @@ pub fn to_domain_event(event: &VerifiedEvent) -> ProviderEvent {
         },
     };
     ProviderEvent {
+        provider: event.provider.clone(),
         event_id: event.event_id.clone(),
         occurred_at: event.occurred_at,
         kind,
@@ -126,12 +126,15 @@ impl<S: AgreementGet + AgreementCommit + ?Sized> CallbackProcessor<S> {
                         let version = transition.agreement.version;
                         (transition, CallbackOutcome::Applied { version })
                     }
-                    Decision::Ignored { transition, reason } => (
-                        transition,
-                        CallbackOutcome::Ignored {
-                            reason: reason.to_string(),
-                        },
-                    ),
+                    Decision::Ignored { transition, reason } => {
+                        warn_if_misdirected(event, &reason);
+                        (
+                            transition,
+                            CallbackOutcome::Ignored {
+                                reason: reason.to_string(),
+                            },
+                        )
+                    }
                     Decision::Unchanged => {
                         return Ok(CallbackOutcome::Ignored {
                             reason: "no change".to_owned(),
@@ -202,6 +205,29 @@ impl<S: AgreementGet + AgreementCommit + ?Sized> CallbackProcessor<S> {
     }
 }
 
+/// A verified webhook aimed at an agreement its provider does not carry is what a leaked or
+/// misused secret looks like: worth an operator's attention, unlike an ordinary late event.
+fn warn_if_misdirected(event: &VerifiedEvent, reason: &IgnoreReason) {
+    match reason {
+        IgnoreReason::NotItsProvider { .. } | IgnoreReason::SandboxOnLiveAgreement => {
+            tracing::warn!(
+                provider = %event.provider,
+                event_id = %event.event_id,
+                agreement_id = %event.agreement_id,
+                %reason,
+                "provider event ignored: not from the agreement's provider"
+            );
+        }
+        IgnoreReason::Duplicate
+        | IgnoreReason::Unusable { .. }
+        | IgnoreReason::AgreementNotPending(_)
+        | IgnoreReason::UnknownParticipant(_)
+        | IgnoreReason::ParticipantFinal { .. }
+        | IgnoreReason::ParticipantNotInvited(_)
+        | IgnoreReason::SignedDocumentAlreadyRecorded => {}
+    }
+}
+
 #[derive(Debug, Error)]
 #[error("callback queue unavailable: {0}")]
 pub struct QueueError(pub String);
@@ -210,27 +236,6 @@ pub struct QueueError(pub String);
 #[async_trait]
 pub trait CallbackQueue: Send + Sync {
     async fn enqueue(&self, event: &VerifiedEvent) -> Result<(), QueueError>;
-}
-
-/// An in-process queue over a bounded tokio channel: `countersign-local`'s stand-in for SQS.
-#[derive(Clone)]
-pub struct ChannelQueue(tokio::sync::mpsc::Sender<VerifiedEvent>);
-
-impl ChannelQueue {
-    pub fn new(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<VerifiedEvent>) {
-        let (sender, receiver) = tokio::sync::mpsc::channel(capacity);
-        (ChannelQueue(sender), receiver)
-    }
-}
-
-#[async_trait]
-impl CallbackQueue for ChannelQueue {
-    async fn enqueue(&self, event: &VerifiedEvent) -> Result<(), QueueError> {
-        self.0
-            .send(event.clone())
-            .await
-            .map_err(|_| QueueError("the callback worker has stopped".to_owned()))
-    }
 }
 
 /// A queue that only records: for handler tests, which then apply what was queued themselves.
@@ -256,58 +261,5 @@ impl CallbackQueue for RecordingQueue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(event.clone());
         Ok(())
-    }
-}
-
-/// A message that kept failing: what a dead-letter queue holds.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub event: VerifiedEvent,
-    pub error: String,
-    pub receives: u32,
-    pub dead_at: chrono::DateTime<Utc>,
-}
-
-/// Consumes the channel: each event applied with up to `max_receives` attempts (each attempt
-/// itself retrying conflicts), then dead-lettered, like SQS with a redrive policy.
-pub async fn run_callback_worker<S: AgreementGet + AgreementCommit + ?Sized>(
-    mut receiver: tokio::sync::mpsc::Receiver<VerifiedEvent>,
-    processor: Arc<CallbackProcessor<S>>,
-    max_receives: u32,
-    dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
-) {
-    let backoff = RetryPolicy {
-        max_attempts: max_receives,
-        base_delay: std::time::Duration::from_millis(50),
-        max_delay: std::time::Duration::from_secs(2),
-    };
-    while let Some(event) = receiver.recv().await {
-        let mut receives = 0;
-        loop {
-            receives += 1;
-            match processor.process(&event).await {
-                Ok(outcome) => {
-                    tracing::info!(event_id = %event.event_id, agreement_id = %event.agreement_id, ?outcome, "provider event processed");
-                    break;
-                }
-                Err(error) if receives < max_receives => {
-                    tracing::warn!(event_id = %event.event_id, %error, receives, "provider event failed; retrying");
-                    backoff.pause(receives).await;
-                }
-                Err(error) => {
-                    tracing::error!(event_id = %event.event_id, %error, receives, "provider event dead-lettered");
-                    dead_letters
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .push(DeadLetter {
-                            event: event.clone(),
-                            error: error.to_string(),
-                            receives,
-                            dead_at: Utc::now(),
-                        });
-                    break;
-                }
-            }
-        }
     }
 }

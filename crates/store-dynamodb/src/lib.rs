@@ -9,9 +9,11 @@
 //! * [`item`] is the item layout; [`table`] the table definition, its `create_table` and its
 //!   CloudFormation fragment (`infra/table.json`).
 //! * [`RequestCounter`] counts requests and items read per operation.
+//! * [`inbox`]: the callback inbox of `countersign-local` on DynamoDB.
 
 pub mod counting;
 pub mod error;
+pub mod inbox;
 pub mod item;
 pub mod store;
 pub mod table;

@@ -13,10 +13,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use countersign_domain::{Agreement, HistoryEntry, Status};
 
 use crate::ports::{
-    AgreementCommit, AgreementGet, AgreementList, Commit, CommitError, DuePage, ExpiryIndex,
-    HistoryRead, IdempotencyRecord, IdempotencyStore, ListPage, ListPosition, ListQuery,
-    OutboxFeed, ProviderEventMark, StoreError,
+    AgreementCommit, AgreementGet, AgreementList, CallbackInbox, Commit, CommitError, DuePage,
+    ExpiryIndex, HistoryRead, IdempotencyRecord, IdempotencyStore, InboxEvent, ListPage,
+    ListPosition, ListQuery, OutboxFeed, ProviderEventMark, StoreError,
 };
+
+/// A callback in the inbox, with the end of its claim if claimed.
+type KeptCallback = (InboxEvent, Option<DateTime<Utc>>);
 
 /// Position of an agreement in an ordered index: a timestamp, then the id to break ties.
 type IndexKey = (DateTime<Utc>, String);
@@ -54,6 +57,10 @@ struct State {
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     /// By (provider, event_id).
     provider_events: HashMap<(String, String), ProviderEventMark>,
+    /// Kept callbacks by (provider, event_id).
+    inbox: HashMap<(String, String), KeptCallback>,
+    /// Dead-lettered callbacks by (provider, event_id), with their errors.
+    dead_inbox: HashMap<(String, String), (InboxEvent, String)>,
 }
 
 impl MemoryStore {
@@ -397,6 +404,83 @@ impl IdempotencyStore for MemoryStore {
             .idempotency
             .insert((record.tenant.clone(), record.key.clone()), record);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CallbackInbox for MemoryStore {
+    async fn put_inbox(&self, event: &InboxEvent) -> Result<(), StoreError> {
+        let key = (event.provider.clone(), event.event_id.clone());
+        self.lock().inbox.entry(key).or_insert_with(|| {
+            (
+                InboxEvent {
+                    receives: 0,
+                    ..event.clone()
+                },
+                None,
+            )
+        });
+        Ok(())
+    }
+
+    async fn claim_inbox(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        let mut state = self.lock();
+        let mut free: Vec<&mut KeptCallback> = state
+            .inbox
+            .values_mut()
+            .filter(|(_, claimed_until)| claimed_until.is_none_or(|end| end < now))
+            .collect();
+        free.sort_by(|(a, _), (b, _)| {
+            (a.received_at, &a.provider, &a.event_id).cmp(&(
+                b.received_at,
+                &b.provider,
+                &b.event_id,
+            ))
+        });
+        Ok(free
+            .into_iter()
+            .take(limit)
+            .map(|(event, claimed_until)| {
+                *claimed_until = Some(until);
+                event.receives += 1;
+                event.clone()
+            })
+            .collect())
+    }
+
+    async fn remove_inbox(&self, provider: &str, event_id: &str) -> Result<(), StoreError> {
+        self.lock()
+            .inbox
+            .remove(&(provider.to_owned(), event_id.to_owned()));
+        Ok(())
+    }
+
+    async fn dead_letter_inbox(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError> {
+        let key = (event.provider.clone(), event.event_id.clone());
+        let mut state = self.lock();
+        state.inbox.remove(&key);
+        state
+            .dead_inbox
+            .insert(key, (event.clone(), error.to_owned()));
+        Ok(())
+    }
+
+    async fn dead_lettered_inbox(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(InboxEvent, String)>, StoreError> {
+        let state = self.lock();
+        let mut dead: Vec<(InboxEvent, String)> = state.dead_inbox.values().cloned().collect();
+        dead.sort_by(|(a, _), (b, _)| {
+            (a.received_at, &a.event_id).cmp(&(b.received_at, &b.event_id))
+        });
+        dead.truncate(limit);
+        Ok(dead)
     }
 }
 

@@ -195,6 +195,50 @@ pub trait OutboxFeed: Send + Sync {
     ) -> Result<Vec<(u64, HistoryEntry)>, StoreError>;
 }
 
+/// A verified provider event kept until it is applied. `countersign-local` answers a callback
+/// 202 only once its event is kept here, so a crash between the answer and the apply loses
+/// nothing (on AWS the SQS callback queue plays this part). The payload is opaque to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEvent {
+    pub provider: String,
+    pub event_id: String,
+    pub received_at: DateTime<Utc>,
+    pub payload: String,
+    /// How many times it was claimed, this claim included (0 before the first claim): like
+    /// SQS's receive count, it survives restarts.
+    pub receives: u32,
+}
+
+#[async_trait]
+pub trait CallbackInbox: Send + Sync {
+    /// Keeps the event unless an event with its provider and id is already kept (a redelivery):
+    /// either way it is kept once and will be applied.
+    async fn put_inbox(&self, event: &InboxEvent) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` kept events, oldest first, that nobody holds (no claim, or a claim
+    /// that ran out before `now`), each until `until`. Each claim is one conditional write, so
+    /// two workers never hold the same event at once.
+    async fn claim_inbox(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<InboxEvent>, StoreError>;
+
+    /// Forgets an event once it has been applied (or recorded as ignored).
+    async fn remove_inbox(&self, provider: &str, event_id: &str) -> Result<(), StoreError>;
+
+    /// Sets aside an event that kept failing, with why, in one write: out of the claimable ones
+    /// and never lost.
+    async fn dead_letter_inbox(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError>;
+
+    /// The dead-lettered events with their errors, at most `limit`.
+    async fn dead_lettered_inbox(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(InboxEvent, String)>, StoreError>;
+}
+
 /// Everything the API and the workers need of a store.
 pub trait Store:
     AgreementGet + AgreementCommit + AgreementList + HistoryRead + ExpiryIndex + IdempotencyStore

@@ -189,13 +189,16 @@ pub fn api_over<S: Store + 'static>(
     let agreements = Arc::new(AgreementService::new(
         store,
         clock,
-        options.rules,
+        options.rules.clone(),
         RetryPolicy::default(),
     ));
+    // As countersign-local and the callback function do: off, the sandbox provider is not there.
     let mut providers = ProviderRegistry::new();
-    providers.register(Box::new(SandboxProvider::new(
-        options.verifier_secrets.clone(),
-    )));
+    if options.sandbox_enabled {
+        providers.register(Box::new(SandboxProvider::new(
+            options.verifier_secrets.clone(),
+        )));
+    }
     Api::new(
         agreements,
         queue,
@@ -406,7 +409,7 @@ impl Harness {
         let processor = CallbackProcessor::new(
             store.clone(),
             clock.clone(),
-            options.rules,
+            options.rules.clone(),
             RetryPolicy::default(),
         );
         let sweeper = Sweeper::new(store.clone(), clock.clone(), RetryPolicy::default(), 2);

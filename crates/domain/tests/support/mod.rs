@@ -204,6 +204,8 @@ static EVENT_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn event(kind: ProviderEventKind) -> ProviderEvent {
     let n = EVENT_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
     ProviderEvent {
+        // The agreements of these tests are live ones, carried by the default live provider.
+        provider: rules().providers.live,
         event_id: format!("evt-{n}"),
         occurred_at: minutes(30),
         kind,
@@ -308,8 +310,13 @@ pub fn open() -> Agreement {
 }
 
 /// Applies an event that must change the agreement.
+/// The event comes from the agreement's own provider, whichever it is.
 pub fn apply_event(agreement: &Agreement, event: &ProviderEvent) -> Agreement {
-    changed(on_event(agreement, event, minutes(40))).agreement
+    let own = ProviderEvent {
+        provider: agreement.provider.name.clone(),
+        ..event.clone()
+    };
+    changed(on_event(agreement, &own, minutes(40))).agreement
 }
 
 /// An agreement in `status`, reached through the real API from `input` (which must be ready and

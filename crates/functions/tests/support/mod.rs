@@ -108,7 +108,7 @@ impl Resources {
         aws_sdk_ssm::Client::new(&sdk)
             .put_parameter()
             .name(&secret_parameter)
-            .value(format!("{SECRET},an-older-secret"))
+            .value(format!("{SECRET},an-older-test-secret"))
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
             .send()
             .await

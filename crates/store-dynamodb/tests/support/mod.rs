@@ -44,12 +44,16 @@ pub async fn fresh_store() -> DynamoStore {
     fresh_store_counted("contract").await.0
 }
 
-/// Input complete enough to be sent for signature: the contract suite's.
+/// Input complete enough to be sent for signature: the contract suite's, in test mode, so that
+/// the sandbox provider's events ([`provider_event`]) are its provider's.
 pub fn ready_input(
     signers: usize,
     expires_in_days: Option<u16>,
 ) -> countersign_domain::AgreementInput {
-    countersign_store::contract::input(signers, None, expires_in_days)
+    countersign_domain::AgreementInput {
+        test_mode: Some(true),
+        ..countersign_store::contract::input(signers, None, expires_in_days)
+    }
 }
 
 /// The services of countersign over a fresh DynamoDB store, on a manual clock, with the
@@ -78,7 +82,12 @@ impl Services {
         let retry = RetryPolicy::default();
         let rules = countersign_domain::Rules::default();
         Services {
-            agreements: AgreementService::new(store.clone(), dyn_clock.clone(), rules, retry),
+            agreements: AgreementService::new(
+                store.clone(),
+                dyn_clock.clone(),
+                rules.clone(),
+                retry,
+            ),
             callbacks: CallbackProcessor::new(store.clone(), dyn_clock, rules, retry),
             store,
             counter,
