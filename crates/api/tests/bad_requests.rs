@@ -1,5 +1,5 @@
 //! 400 `INVALID_REQUEST` in the API's own words (issue 8): for every field of every request body
-//! (create, patch, lifecycle) and every list query parameter, a value that does
+//! (create, patch, lifecycle, sandbox callback) and every list query parameter, a value that does
 //! not fit is answered with one `error.details` entry naming the field (JSON pointer and dotted
 //! path) and what it must be, and no response says anything in Rust or serde vocabulary.
 
@@ -656,6 +656,75 @@ async fn cancellation_reasons_that_are_not_allowed_stay_422_in_api_words() {
         reply.expect_error(422, "INVALID_CANCELLATION_REASON");
         assert_in_api_words(&input.to_string(), &reply.text);
     }
+}
+
+/// A signed sandbox webhook body: the valid event with one change.
+fn event_with(h: &Harness, at: &str, value: Option<Value>) -> String {
+    let mut event: Value = serde_json::from_str(&event_body(
+        "evt_1",
+        "participant.signed",
+        "agr_1",
+        Some("ada"),
+        h.now(),
+    ))
+    .unwrap();
+    event["data"]["signed_document"] = json!({"filename": "signed.pdf"});
+    put(&mut event, at, value);
+    event.to_string()
+}
+
+#[tokio::test]
+async fn every_field_of_a_signed_sandbox_callback_that_does_not_fit_is_named() {
+    let h = Harness::new();
+    let t = h.now().timestamp();
+    let valid = event_with(&h, "/id", Some(json!("evt_1")));
+    let reply = h
+        .callback(&valid, Some(&signature(SECRET, t, &valid)))
+        .await;
+    assert_eq!(
+        reply.status, 202,
+        "the valid event is valid: {}",
+        reply.text
+    );
+    h.queue.take();
+    let cases = [
+        case("/id", json!(5), "id"),
+        case("/id", json!(""), "id"),
+        case("/id", json!(null), "id"),
+        missing("/id", "id"),
+        case("/type", json!(["participant.signed"]), "type"),
+        case("/type", json!(" "), "type"),
+        missing("/type", "type"),
+        case("/created_at", json!("yesterday"), "created_at"),
+        case("/created_at", json!(1_750_000_000), "created_at"),
+        missing("/created_at", "created_at"),
+        case("/data", json!("agr_1"), "data"),
+        case("/data", json!(null), "data"),
+        missing("/data", "data"),
+        case("/data/agreement_id", json!(42), "data.agreement_id"),
+        case("/data/agreement_id", json!(""), "data.agreement_id"),
+        missing("/data/agreement_id", "data.agreement_id"),
+        case("/data/participant_id", json!(7), "data.participant_id"),
+        case("/data/participant_id", json!({}), "data.participant_id"),
+    ];
+    for case in cases {
+        let body = event_with(&h, case.at, case.value.clone());
+        let what = format!("callback with {} = {:?}", case.at, case.value);
+        let reply = h.callback(&body, Some(&signature(SECRET, t, &body))).await;
+        expect_problem_at(&what, &reply, case.pointer, case.field);
+    }
+    for (text, says) in [("not json", "not valid JSON"), ("[]", "JSON object")] {
+        let reply = h.callback(text, Some(&signature(SECRET, t, text))).await;
+        let error = reply.expect_error(400, "INVALID_REQUEST");
+        assert_in_api_words(text, &reply.text);
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{}",
+            reply.text
+        );
+        assert_eq!(error["details"][0]["pointer"], "", "{}", reply.text);
+    }
+    assert!(h.queue.take().is_empty());
 }
 
 #[tokio::test]
