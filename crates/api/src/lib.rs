@@ -6,6 +6,7 @@ pub mod request;
 pub mod response;
 mod routes;
 pub mod service_hours;
+pub mod shape;
 pub mod view;
 
 use std::sync::Arc;

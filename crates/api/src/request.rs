@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use countersign_store::ListPosition;
 
 use crate::response::ApiError;
+use crate::shape::{self, json_object, Shape};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -25,20 +26,12 @@ pub fn body_bytes(request: &Request) -> &[u8] {
     }
 }
 
-/// Parses a JSON body; malformed JSON, wrong types and unknown fields are 400 with serde's
-/// description of where (it names fields, never internals). Every body of this API is a JSON
-/// object: serde would also read a struct from an array, field by position, so anything but an
-/// object is refused first.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))?;
-    if !value.is_object() {
-        return Err(ApiError::invalid_request(
-            "invalid JSON body: expected a JSON object",
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))
+/// Reads a JSON body as a `T`. Anything but a JSON object is refused first (serde would also
+/// read a struct from an array, field by position); what does not fit `shape` is 400 with one
+/// detail per problem, in the API's words (see [`crate::shape`]).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8], shape: &Shape) -> Result<T, ApiError> {
+    let value = json_object(body)?;
+    shape::read(&value, shape, &[])
 }
 
 /// `If-Match: "3"` (also `W/"3"`, `3`, or `*` for any version).
@@ -92,12 +85,12 @@ pub fn encode_cursor(position: &ListPosition) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
 }
 
-pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
+/// The position of a cursor this API returned; `None` for anything else.
+pub fn decode_cursor(cursor: &str) -> Option<ListPosition> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| ApiError::invalid_request("cursor is not one this API returned"))
 }
 
 #[cfg(test)]
@@ -132,8 +125,8 @@ mod tests {
             id: "abc".into(),
         };
         assert_eq!(decode_cursor(&encode_cursor(&position)).unwrap(), position);
-        assert!(decode_cursor("not-a-cursor").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"{\"x\":1}")).is_err());
+        assert!(decode_cursor("not-a-cursor").is_none());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"{\"x\":1}")).is_none());
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl ApiError {
         )
     }
 
+    pub fn with_details(mut self, details: Vec<Value>) -> Self {
+        self.details = details;
+        self
+    }
+
     fn with_issues(mut self, issues: &[Issue]) -> Self {
         self.details = issues
             .iter()

@@ -15,8 +15,47 @@ pub enum WebhookError {
     TimestampOutOfTolerance,
     #[error("no webhook signature matches")]
     SignatureMismatch,
-    #[error("the signed webhook payload is malformed: {0}")]
-    MalformedPayload(String),
+    #[error("the signed webhook payload is malformed: {}", summary(.0))]
+    MalformedPayload(Vec<PayloadProblem>),
+}
+
+/// One way a signed payload is not an event of its provider, in words a client may read: the
+/// field's JSON pointer and dotted path, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadProblem {
+    /// RFC 6901, `/data/agreement_id`; the empty string for the whole body.
+    pub pointer: String,
+    /// `data.agreement_id`, as the API's other field paths.
+    pub field: String,
+    pub message: String,
+}
+
+impl PayloadProblem {
+    /// A problem of the field at `pointer` and `field`; `says` follows its quoted name.
+    pub fn at(pointer: &str, field: &str, says: &str) -> Self {
+        PayloadProblem {
+            pointer: pointer.to_owned(),
+            field: field.to_owned(),
+            message: format!("`{field}` {says}"),
+        }
+    }
+
+    /// A problem of the whole body.
+    pub fn of_body(message: impl Into<String>) -> Self {
+        PayloadProblem {
+            pointer: String::new(),
+            field: String::new(),
+            message: message.into(),
+        }
+    }
+}
+
+fn summary(problems: &[PayloadProblem]) -> String {
+    problems
+        .iter()
+        .map(|problem| problem.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl WebhookError {
@@ -52,9 +91,10 @@ mod tests {
             assert!(error.is_authentication_failure(), "{error:?}");
             assert_eq!(error.status_code(), StatusCode::UNAUTHORIZED, "{error:?}");
         }
-        let payload = WebhookError::MalformedPayload("missing field `id`".to_owned());
+        let payload =
+            WebhookError::MalformedPayload(vec![PayloadProblem::at("/id", "id", "is required")]);
         assert!(!payload.is_authentication_failure());
         assert_eq!(payload.status_code(), StatusCode::BAD_REQUEST);
-        assert!(payload.to_string().contains("missing field `id`"));
+        assert!(payload.to_string().contains("`id` is required"));
     }
 }

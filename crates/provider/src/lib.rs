@@ -11,7 +11,7 @@ pub mod sandbox;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use error::WebhookError;
+pub use error::{PayloadProblem, WebhookError};
 pub use registry::{ProviderRegistry, WebhookVerifier};
 
 /// A provider event after verification, in the provider-neutral shape the service maps to domain events.

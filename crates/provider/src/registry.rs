@@ -61,6 +61,7 @@ impl fmt::Debug for ProviderRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PayloadProblem;
 
     /// Refuses everything, saying which instance it is.
     struct Fixed {
@@ -79,7 +80,9 @@ mod tests {
             _body: &[u8],
             _now: DateTime<Utc>,
         ) -> Result<VerifiedEvent, WebhookError> {
-            Err(WebhookError::MalformedPayload(self.instance.to_owned()))
+            Err(WebhookError::MalformedPayload(vec![
+                PayloadProblem::of_body(self.instance),
+            ]))
         }
     }
 
@@ -123,6 +126,9 @@ mod tests {
             .unwrap()
             .verify(&HeaderMap::new(), b"", Utc::now())
             .unwrap_err();
-        assert_eq!(error, WebhookError::MalformedPayload("second".to_owned()));
+        assert_eq!(
+            error,
+            WebhookError::MalformedPayload(vec![PayloadProblem::of_body("second")])
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Agreement routes: create, get, list, patch, lifecycle, history.
 
+use std::sync::Mutex;
+
 use http::StatusCode;
+use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,11 +18,16 @@ use crate::request::{
     body_bytes, decode_cursor, encode_cursor, idempotency_key, if_match, parse_json, request_hash,
 };
 use crate::response::{idempotency_key_reused, json_response, list, single, ApiError};
+use crate::shape::{
+    self, json_object, listing, Place, Problem, Problems, Step, AGREEMENT_INPUT,
+    CANCELLATION_INPUT, LIFECYCLE_BODY,
+};
 use crate::view::{AgreementView, HistoryEntryView};
 use crate::Api;
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
+const LIST_PARAMETERS: [&str; 4] = ["lookup_key", "status", "limit", "cursor"];
 
 /// The response for an agreement: the envelope, `ETag`, and `Location` on creation.
 pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> Response<Body> {
@@ -59,45 +67,121 @@ fn rendered_to_response(rendered: RenderedResponse) -> Response<Body> {
     response
 }
 
-/// `POST /v1/agreements/{id}/lifecycle` body.
+/// `POST /v1/agreements/{id}/lifecycle` body; its words are [`LIFECYCLE_BODY`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LifecycleBody {
-    lifecycle_state: String,
+    lifecycle_state: LifecycleState,
     #[serde(default)]
     input: Option<Value>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LifecycleState {
+    Pending,
+    Open,
+    Cancelled,
+}
+
+/// `input` of a cancellation; its words are [`CANCELLATION_INPUT`]. A missing or unknown reason
+/// is the cancellation rules' refusal (422), not a malformed request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CancellationInput {
-    reason: String,
+    #[serde(default)]
+    reason: Option<String>,
     #[serde(default)]
     description: Option<String>,
 }
 
 fn lifecycle_request(body: &[u8]) -> Result<LifecycleRequest, ApiError> {
-    let body: LifecycleBody = parse_json(body)?;
+    let body: LifecycleBody = parse_json(body, &LIFECYCLE_BODY)?;
     let invalid_reason =
         |message: String| -> ApiError { DomainError::InvalidCancellationReason(message).into() };
-    match (body.lifecycle_state.as_str(), body.input) {
-        ("pending", None) => Ok(LifecycleRequest::Pending),
-        ("open", None) => Ok(LifecycleRequest::Open),
-        ("pending" | "open", Some(_)) => Err(ApiError::invalid_request(format!(
-            "lifecycle_state `{}` takes no input",
-            body.lifecycle_state
-        ))),
-        ("cancelled", None) => Err(invalid_reason("cancelling needs input.reason".to_owned())),
-        ("cancelled", Some(input)) => {
-            let input: CancellationInput = serde_json::from_value(input)
-                .map_err(|error| invalid_reason(format!("input: {error}")))?;
-            CancellationReason::parse(&input.reason, input.description.as_deref())
+    match (body.lifecycle_state, body.input) {
+        (LifecycleState::Pending, None) => Ok(LifecycleRequest::Pending),
+        (LifecycleState::Open, None) => Ok(LifecycleRequest::Open),
+        (LifecycleState::Pending | LifecycleState::Open, Some(_)) => Err(Problem::at(
+            Place::body(&[Step::Key("input".to_owned())]),
+            "is only for `cancelled`; `pending` and `open` take none",
+        )
+        .into_error()),
+        (LifecycleState::Cancelled, None) => {
+            Err(invalid_reason("cancelling needs `input.reason`".to_owned()))
+        }
+        (LifecycleState::Cancelled, Some(input)) => {
+            let input: CancellationInput = shape::read(
+                &input,
+                &CANCELLATION_INPUT,
+                &[Step::Key("input".to_owned())],
+            )?;
+            let reason = input
+                .reason
+                .ok_or_else(|| invalid_reason("cancelling needs `input.reason`".to_owned()))?;
+            CancellationReason::parse(&reason, input.description.as_deref())
                 .map(LifecycleRequest::Cancelled)
                 .map_err(invalid_reason)
         }
-        (other, _) => Err(ApiError::invalid_request(format!(
-            "unknown lifecycle_state `{other}`: expected pending, open or cancelled"
-        ))),
+    }
+}
+
+/// The list route's query: every parameter that does not fit is a problem of its own.
+fn list_query(tenant: &str, params: &QueryMap) -> Result<ListQuery, ApiError> {
+    let mut query = ListQuery {
+        tenant: tenant.to_owned(),
+        lookup_key: None,
+        status: None,
+        limit: DEFAULT_PAGE,
+        after: None,
+    };
+    let mut problems = Problems::default();
+    for (name, value) in params.iter() {
+        let place = Place::query(name);
+        match name {
+            "lookup_key" => query.lookup_key = Some(value.to_owned()),
+            "status" => match Status::parse(value) {
+                Some(status) => query.status = Some(status),
+                None => {
+                    let names: Vec<&str> =
+                        Status::ALL.iter().map(|status| status.as_str()).collect();
+                    problems.push(Problem::at(
+                        place,
+                        &format!("must be one of {}", listing(&names)),
+                    ));
+                }
+            },
+            "limit" => match value
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            {
+                Some(limit) => query.limit = limit,
+                None => problems.push(Problem::at(
+                    place,
+                    &format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )),
+            },
+            "cursor" => match decode_cursor(value) {
+                Some(position) => query.after = Some(position),
+                None => problems.push(Problem::at(
+                    place,
+                    "must be a `next_cursor` this API returned",
+                )),
+            },
+            _ => problems.push(Problem::at(
+                place,
+                &format!(
+                    "is not a parameter of this route; known parameters: {}",
+                    listing(&LIST_PARAMETERS)
+                ),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(query)
+    } else {
+        Err(problems.into_error())
     }
 }
 
@@ -112,7 +196,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         let input: AgreementInput = if body.iter().all(u8::is_ascii_whitespace) {
             AgreementInput::default()
         } else {
-            parse_json(body)?
+            parse_json(body, &AGREEMENT_INPUT)?
         };
         let key = idempotency_key(request.headers())?;
         let hash = request_hash("POST", path, body);
@@ -146,39 +230,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         tenant: &str,
         request: &Request,
     ) -> Result<Response<Body>, ApiError> {
-        let params = request.query_string_parameters();
-        let mut query = ListQuery {
-            tenant: tenant.to_owned(),
-            lookup_key: None,
-            status: None,
-            limit: DEFAULT_PAGE,
-            after: None,
-        };
-        for (name, value) in params.iter() {
-            match name {
-                "lookup_key" => query.lookup_key = Some(value.to_owned()),
-                "status" => {
-                    query.status = Some(Status::parse(value).ok_or_else(|| {
-                        ApiError::invalid_request(format!("unknown status `{value}`"))
-                    })?)
-                }
-                "limit" => {
-                    query.limit = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|limit| (1..=MAX_PAGE).contains(limit))
-                        .ok_or_else(|| {
-                            ApiError::invalid_request(format!("limit is a number from 1 to {MAX_PAGE}"))
-                        })?
-                }
-                "cursor" => query.after = Some(decode_cursor(value)?),
-                other => {
-                    return Err(ApiError::invalid_request(format!(
-                        "unknown query parameter `{other}`: expected lookup_key, status, limit or cursor"
-                    )))
-                }
-            }
-        }
+        let query = list_query(tenant, &request.query_string_parameters())?;
         let page = self.agreements.list(&query).await?;
         let data: Vec<AgreementView> = page.agreements.iter().map(AgreementView::of).collect();
         let next = page
@@ -197,26 +249,43 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         id: &str,
         request: &Request,
     ) -> Result<Response<Body>, ApiError> {
-        let patch: Value = parse_json(body_bytes(request))?;
+        let patch = json_object(body_bytes(request))?;
         let if_match = if_match(request.headers())?;
+        // The service reports a patch that does not merge into an input as `Malformed`; the
+        // answer with every problem in it waits here for the handler to return.
+        let refusal: Mutex<Option<ApiError>> = Mutex::new(None);
         // Applied to the agreement as read on every attempt: a retry after a conflict merges
         // onto the newer version. Merging into the agreement as it is keeps the fields a patch of
         // one field of a nested object leaves out (`{"documents":{"main":{"filename":...}}}`);
-        // what then fails to read as an input (unknown fields, wrong types) is 400, as for create.
+        // what then fails to read as an input (unknown fields, wrong types) is 400, as for create,
+        // each problem at its place in the merged document, which is its place in the patch.
         let make_input = |agreement: &Agreement| -> Result<AgreementInput, ServiceError> {
             let mut document =
                 serde_json::to_value(agreement.editable_input()).map_err(|error| {
                     ServiceError::Store(countersign_store::StoreError::Corrupt(error.to_string()))
                 })?;
             json_patch::merge(&mut document, &patch);
-            serde_json::from_value(document)
-                .map_err(|error| ServiceError::Malformed(format!("invalid patch: {error}")))
+            shape::read(&document, &AGREEMENT_INPUT, &[]).map_err(|error: ApiError| {
+                let message = error.message.clone();
+                if let Ok(mut slot) = refusal.lock() {
+                    *slot = Some(error);
+                }
+                ServiceError::Malformed(message)
+            })
         };
-        let agreement = self
+        let edited = self
             .agreements
             .edit(tenant, id, if_match, &make_input)
-            .await?;
-        Ok(agreement_response(StatusCode::OK, &agreement))
+            .await;
+        match edited {
+            Ok(agreement) => Ok(agreement_response(StatusCode::OK, &agreement)),
+            Err(ServiceError::Malformed(message)) => Err(refusal
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .unwrap_or_else(|| ApiError::invalid_request(message))),
+            Err(error) => Err(error.into()),
+        }
     }
 
     pub(crate) async fn lifecycle(
@@ -313,5 +382,24 @@ impl<S: Store + ?Sized + 'static> Api<S> {
                 1,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::assert_shape_agrees_with_serde;
+    use serde_json::json;
+
+    #[test]
+    fn the_lifecycle_shapes_accept_what_serde_accepts() {
+        assert_shape_agrees_with_serde::<LifecycleBody>(
+            &LIFECYCLE_BODY,
+            &json!({"lifecycle_state": "cancelled", "input": {"reason": "custom"}}),
+        );
+        assert_shape_agrees_with_serde::<CancellationInput>(
+            &CANCELLATION_INPUT,
+            &json!({"reason": "custom", "description": "the customer withdrew"}),
+        );
     }
 }

@@ -10,6 +10,7 @@ use countersign_store::Store;
 
 use crate::request::body_bytes;
 use crate::response::{json_response, single, ApiError};
+use crate::shape::{Place, Problem, Problems};
 use crate::Api;
 
 impl<S: Store + ?Sized + 'static> Api<S> {
@@ -40,8 +41,18 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         let event = verifier
             .verify(headers, body, self.agreements.now())
             .map_err(|error| match error {
-                WebhookError::MalformedPayload(detail) => {
-                    ApiError::invalid_request(format!("signed payload is not a valid event: {detail}"))
+                WebhookError::MalformedPayload(payload_problems) => {
+                    let mut problems = Problems::default();
+                    for problem in payload_problems {
+                        problems.push(Problem {
+                            place: Place::Body {
+                                pointer: problem.pointer,
+                                field: problem.field,
+                            },
+                            message: problem.message,
+                        });
+                    }
+                    problems.into_error()
                 }
                 other => {
                     tracing::warn!(provider, error = %other, "callback refused: verification failed");

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::{VerifiedEvent, WebhookError};
+use crate::{PayloadProblem, VerifiedEvent, WebhookError};
 
 /// The event types the sandbox emits (SPEC section 6). Verification passes any other type through.
 pub mod event_type {
@@ -55,23 +56,23 @@ pub fn signed_event_body(event: &SandboxEvent) -> Vec<u8> {
 }
 
 impl SandboxEvent {
-    /// Reads a body whose signature has already been verified.
+    /// Reads a body whose signature has already been verified. What is not an event is refused
+    /// field by field, in words a client may read (the sender is authenticated but may be a
+    /// misconfigured integration).
     pub(super) fn from_verified_body(body: &[u8]) -> Result<Self, WebhookError> {
-        let event: SandboxEvent = serde_json::from_slice(body)
-            .map_err(|error| WebhookError::MalformedPayload(error.to_string()))?;
-        // Empty ids would make every such event the same one to the exactly-once bookkeeping.
-        for (field, value) in [
-            ("id", &event.id),
-            ("type", &event.event_type),
-            ("data.agreement_id", &event.data.agreement_id),
-        ] {
-            if value.trim().is_empty() {
-                return Err(WebhookError::MalformedPayload(format!(
-                    "`{field}` is empty"
-                )));
-            }
+        let value: Value = serde_json::from_slice(body).map_err(|error| {
+            WebhookError::MalformedPayload(vec![PayloadProblem::of_body(not_json(&error, body))])
+        })?;
+        let problems = problems_of(&value);
+        if !problems.is_empty() {
+            return Err(WebhookError::MalformedPayload(problems));
         }
-        Ok(event)
+        // `problems_of` refuses whatever serde would; this is only reached if they drift.
+        serde_json::from_value(value).map_err(|_| {
+            WebhookError::MalformedPayload(vec![PayloadProblem::of_body(
+                "the body is not an event of the sandbox provider",
+            )])
+        })
     }
 
     pub(super) fn into_verified(self, provider: &str) -> VerifiedEvent {
@@ -85,6 +86,80 @@ impl SandboxEvent {
             occurred_at: self.created_at,
         }
     }
+}
+
+/// Every way `value` is not a sandbox event. Unknown fields are not among them: the format may grow.
+fn problems_of(value: &Value) -> Vec<PayloadProblem> {
+    let Some(event) = value.as_object() else {
+        return vec![PayloadProblem::of_body("the body must be a JSON object")];
+    };
+    let mut problems = Vec::new();
+    // Empty ids would make every such event the same one to the exactly-once bookkeeping.
+    identifier(event, "id", "/id", "id", &mut problems);
+    identifier(event, "type", "/type", "type", &mut problems);
+    match event.get("created_at") {
+        None => problems.push(PayloadProblem::at(
+            "/created_at",
+            "created_at",
+            "is required",
+        )),
+        // What serde reads a `DateTime<Utc>` with.
+        Some(Value::String(text)) if text.parse::<DateTime<Utc>>().is_ok() => {}
+        Some(_) => problems.push(PayloadProblem::at(
+            "/created_at",
+            "created_at",
+            "must be an RFC 3339 timestamp such as `2026-11-22T10:00:00Z`",
+        )),
+    }
+    match event.get("data") {
+        None => problems.push(PayloadProblem::at("/data", "data", "is required")),
+        Some(Value::Object(data)) => {
+            identifier(
+                data,
+                "agreement_id",
+                "/data/agreement_id",
+                "data.agreement_id",
+                &mut problems,
+            );
+            match data.get("participant_id") {
+                None | Some(Value::Null) | Some(Value::String(_)) => {}
+                Some(_) => problems.push(PayloadProblem::at(
+                    "/data/participant_id",
+                    "data.participant_id",
+                    "must be text",
+                )),
+            }
+        }
+        Some(_) => problems.push(PayloadProblem::at("/data", "data", "must be an object")),
+    }
+    problems
+}
+
+/// A required, non-blank text field.
+fn identifier(
+    object: &serde_json::Map<String, Value>,
+    key: &str,
+    pointer: &str,
+    field: &str,
+    problems: &mut Vec<PayloadProblem>,
+) {
+    match object.get(key) {
+        None => problems.push(PayloadProblem::at(pointer, field, "is required")),
+        Some(Value::String(text)) if !text.trim().is_empty() => {}
+        Some(_) => problems.push(PayloadProblem::at(pointer, field, "must be non-empty text")),
+    }
+}
+
+/// What to say of a body that is not JSON, with where it went wrong.
+fn not_json(error: &serde_json::Error, body: &[u8]) -> String {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return "the body is empty; it must be a JSON object".to_owned();
+    }
+    format!(
+        "the body is not valid JSON (line {}, column {})",
+        error.line(),
+        error.column()
+    )
 }
 
 #[cfg(test)]
@@ -140,6 +215,86 @@ mod tests {
             "2026-11-22T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
         assert_eq!(read.data.participant_id, None);
+    }
+
+    #[test]
+    fn the_field_checks_refuse_whatever_serde_refuses() {
+        let valid = serde_json::json!({
+            "id": "evt_1", "type": "agreement.failed", "created_at": "2026-11-22T10:00:00Z",
+            "data": {"agreement_id": "agr_1", "participant_id": "p", "signed_document": {"a": 1}}
+        });
+        let probes = [
+            serde_json::json!(null),
+            serde_json::json!(5),
+            serde_json::json!(-1.5),
+            serde_json::json!(true),
+            serde_json::json!(""),
+            serde_json::json!(" "),
+            serde_json::json!("x"),
+            serde_json::json!("2026-11-22T10:00:00Z"),
+            serde_json::json!("2026-11-22 10:00:00+01:00"),
+            serde_json::json!([]),
+            serde_json::json!({}),
+        ];
+        let fields = [
+            "/id",
+            "/type",
+            "/created_at",
+            "/data",
+            "/data/agreement_id",
+            "/data/participant_id",
+            "/data/signed_document",
+        ];
+        for field in fields {
+            let mut variants = Vec::new();
+            for probe in &probes {
+                let mut changed = valid.clone();
+                *changed.pointer_mut(field).unwrap() = probe.clone();
+                variants.push(changed);
+            }
+            let (parent, last) = field.rsplit_once('/').unwrap();
+            let mut without = valid.clone();
+            if let Some(Value::Object(object)) = without.pointer_mut(parent) {
+                object.remove(last);
+            }
+            variants.push(without);
+            for value in variants {
+                if problems_of(&value).is_empty() {
+                    assert!(
+                        serde_json::from_value::<SandboxEvent>(value.clone()).is_ok(),
+                        "the checks pass what serde refuses: {value}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let body = br#"{"id":5,"type":"","created_at":"yesterday","data":{"participant_id":3}}"#;
+        let Err(WebhookError::MalformedPayload(problems)) = SandboxEvent::from_verified_body(body)
+        else {
+            panic!("refused");
+        };
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/id",
+                "/type",
+                "/created_at",
+                "/data/agreement_id",
+                "/data/participant_id"
+            ]
+        );
+        for problem in &problems {
+            assert!(
+                problem
+                    .message
+                    .starts_with(&format!("`{}` ", problem.field)),
+                "{problem:?}"
+            );
+        }
     }
 
     #[test]
