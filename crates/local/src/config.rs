@@ -47,14 +47,18 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "COUNTERSIGN_API_KEYS",
         DEFAULT_API_KEYS,
-        "API keys and their tenants, `key=tenant,key=tenant`",
+        "API keys and their tenants, `key=tenant,key=tenant` (default on loopback only)",
     ),
     (
         "COUNTERSIGN_WEBHOOK_SECRETS",
         DEFAULT_WEBHOOK_SECRET,
-        "sandbox provider webhook secrets, comma-separated; the first signs",
+        "sandbox webhook secrets, comma-separated; the first signs (default on loopback only)",
     ),
-    ("COUNTERSIGN_SANDBOX", "on", "sandbox routes: on or off"),
+    (
+        "COUNTERSIGN_SANDBOX",
+        "on",
+        "sandbox routes and POST /v1/callbacks/sandbox: on or off",
+    ),
     (
         "SERVICE_HOURS",
         "(unset: always open)",
@@ -78,7 +82,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "COUNTERSIGN_CALLBACK_MAX_RECEIVES",
         "5",
-        "attempts at a provider event before it is dead-lettered",
+        "attempts at a provider event before it is set aside as dead-lettered",
     ),
     (
         "COUNTERSIGN_EVENT_BUS",
