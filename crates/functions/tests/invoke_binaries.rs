@@ -206,3 +206,34 @@ async fn every_event_file_through_its_function() {
         poisoned["Records"][1]["messageId"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_sandbox_off_the_callback_function_knows_no_sandbox_provider() {
+    let resources = Resources::create().await;
+    // Off, the function needs no sandbox secret: its parameter does not even exist here.
+    let mut environment: Vec<(String, String)> = resources
+        .environment()
+        .into_iter()
+        .filter(|(name, _)| name != "WEBHOOK_SECRET_PARAMETER")
+        .collect();
+    environment.push(("SANDBOX_ENABLED".to_owned(), "false".to_owned()));
+    environment.push((
+        "WEBHOOK_SECRET_PARAMETER".to_owned(),
+        "/no/such/parameter".to_owned(),
+    ));
+    let create = start("create", env!("CARGO_BIN_EXE_create"), &resources);
+    let callback = Function::start("callback", env!("CARGO_BIN_EXE_callback"), &environment);
+    let (status, body) = create.http(&fixture("http/create-agreement.json", ""));
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("an id").to_owned();
+
+    // Correctly signed with the sandbox's secret, and still no provider answers for it.
+    let (status, body) = callback.http(&signed_callback(&id, SECRET));
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (404, Some("NOT_FOUND")),
+        "{body}"
+    );
+    let queued = countersign_e2e::moto::drain(&resources.callback_queue_url, 0).await;
+    assert!(queued.is_empty(), "nothing queued: {queued:?}");
+}
