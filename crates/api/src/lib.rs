@@ -2,6 +2,7 @@
 //! response types so the Lambda binaries and `countersign-local` serve the very same handlers.
 
 pub mod auth;
+pub mod limits;
 pub mod request;
 pub mod response;
 mod routes;
@@ -173,6 +174,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
     }
 
     async fn dispatch(&self, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {
+        limits::check_headers(request.headers())?;
         let route = Route::find(request.method(), path).map_err(|allowed| match allowed {
             // Switched off, the sandbox routes do not exist with any method.
             Some(_) if Route::is_sandbox_path(path) && !self.config.sandbox.enabled => {
@@ -204,10 +206,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
                 ));
             }
         }
-        let tenant = self
-            .auth
-            .tenant(request)
-            .ok_or_else(|| ApiError::unauthorized("missing or invalid credentials"))?;
+        let tenant = self.auth.tenant(request).map_err(ApiError::from)?;
         match route {
             Route::CreateAgreement => self.create(&tenant, request, path).await,
             Route::ListAgreements => self.list(&tenant, request).await,
@@ -241,7 +240,9 @@ fn request_path(request: &Request) -> String {
 }
 
 /// The caller's `X-Request-Id` when it is sane, else API Gateway's request id, else a new one.
-fn request_id(request: &Request) -> String {
+/// Public for the local HTTP server, whose own answers (a handler that panicked) use the id the
+/// API would have.
+pub fn request_id(request: &Request) -> String {
     let from_header = request
         .headers()
         .get(REQUEST_ID)

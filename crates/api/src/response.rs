@@ -1,7 +1,7 @@
 //! The envelopes of SPEC section 3: `{"version":"1.0","result_type":...,"data":...}` for success,
 //! `{"status":"error","error":{...}}` for errors. Nothing internal reaches a client.
 
-use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -23,6 +23,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The `Allow` header of a 405: the methods the path does support.
     pub allow: Option<&'static str>,
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 section 11.6.1). Boxed, not a
+    /// `String`, to keep `ApiError` (the `Err` of every handler) small.
+    pub challenge: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -34,6 +37,7 @@ impl ApiError {
             details: Vec::new(),
             retry_after: None,
             allow: None,
+            challenge: None,
         }
     }
 
@@ -53,8 +57,15 @@ impl ApiError {
         }
     }
 
+    /// 401; give it its challenge with [`ApiError::with_challenge`], else it carries the consumer
+    /// API's bearer challenge.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn with_challenge(mut self, challenge: impl Into<Box<str>>) -> Self {
+        self.challenge = Some(challenge.into());
+        self
     }
 
     pub fn not_found() -> Self {
@@ -118,6 +129,17 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        // Every 401 names how to authenticate (RFC 9110 section 15.5.2).
+        let challenge = match self.challenge {
+            Some(challenge) => Some(challenge),
+            None if self.status == StatusCode::UNAUTHORIZED => {
+                Some(format!("Bearer realm=\"{}\"", crate::auth::REALM).into())
+            }
+            None => None,
+        };
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, value);
         }
         response
     }

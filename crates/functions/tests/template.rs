@@ -406,6 +406,63 @@ fn the_table_is_table_definition() {
     );
 }
 
+/// Nothing lost: the table can be restored to any second of the last 35 days (point-in-time
+/// recovery), cannot be deleted while protection is on, and stays when the stack is deleted or
+/// the resource replaced; its time-to-live clears only what the code lets expire.
+#[test]
+fn the_table_is_recoverable_protected_and_retained() {
+    let template = Template::load();
+    let id = template.table();
+    let table = template.resource(id);
+    assert_eq!(table["DeletionPolicy"], "Retain", "{id}");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain", "{id}");
+    let properties = &table["Properties"];
+    assert_eq!(
+        properties["PointInTimeRecoverySpecification"],
+        json!({"PointInTimeRecoveryEnabled": true}),
+        "{id}"
+    );
+    assert_eq!(properties["DeletionProtectionEnabled"], json!(true), "{id}");
+    assert_eq!(
+        properties["TimeToLiveSpecification"],
+        json!({"AttributeName": countersign_store_dynamodb::item::TTL, "Enabled": true}),
+        "{id}"
+    );
+}
+
+/// SQS's longest retention, 14 days, in seconds.
+const FOURTEEN_DAYS: u64 = 14 * 24 * 3600;
+
+/// Every resource that holds data (the table, every queue: each holds messages not yet handled
+/// or dead letters, a bucket when there is one) stays when the stack is deleted or the resource
+/// replaced; every queue keeps its messages as long as SQS allows.
+#[test]
+fn what_holds_data_is_retained_and_every_queue_keeps_messages_14_days() {
+    let template = Template::load();
+    let mut holders = Vec::new();
+    for kind in ["AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"] {
+        holders.extend(template.of_type(kind));
+    }
+    for (id, resource) in &holders {
+        assert_eq!(resource["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(resource["UpdateReplacePolicy"], "Retain", "{id}");
+    }
+    let queues = template.of_type("AWS::SQS::Queue");
+    assert!(
+        queues.len() >= 6,
+        "callback, dispatch and their dead letters, the outbox failures, the sweep dead letters: \
+         {:?}",
+        queues.iter().map(|(id, _)| id).collect::<Vec<_>>()
+    );
+    for (id, queue) in &queues {
+        assert_eq!(
+            queue["Properties"]["MessageRetentionPeriod"].as_u64(),
+            Some(FOURTEEN_DAYS),
+            "{id}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------------------------ binaries
 
 #[test]

@@ -5,22 +5,33 @@
 //! API) would deliver: method, URI, headers, the body as [`Body::Empty`], [`Body::Text`] (valid
 //! UTF-8) or [`Body::Binary`], the query string parsed into the query-string-parameters extension
 //! (percent-decoded, repeated keys kept, exactly as `lambda_http` parses `rawQueryString`) and
-//! the raw path extension. The handler's [`lambda_http::Response`] goes back with its status,
-//! headers and body bytes.
+//! the raw path extension, and a request context carrying a new request id as API Gateway's
+//! `requestContext.requestId` does. The handler's [`lambda_http::Response`] goes back with its
+//! status, headers and body bytes.
+//!
+//! hyper's own limits on the request head are set well above the API's
+//! ([`countersign_api::limits`]: 100 fields, 32 KiB), so that the API answers an oversized head
+//! with its SPEC-shaped 431; only heads beyond [`HYPER_MAX_HEADERS`] fields or
+//! [`HYPER_MAX_HEAD_BYTES`] bytes, a request target over 64 KiB, or bytes that are not HTTP/1.1
+//! get hyper's bare 431, 414 or 400. The answers this server makes itself (a body that cannot be
+//! read, a handler that panicked) are in the SPEC's error shape with `X-Request-Id` too.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use countersign_api::response::{ApiError, REQUEST_ID};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{StatusCode, Uri};
+use hyper::Uri;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use tokio::net::TcpListener;
 
@@ -37,6 +48,11 @@ const DISCARD_MAX_BYTES: usize = 16 * 1024 * 1024;
 const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// hyper's limit on header fields (its default is 100, the API's own limit, which would make
+/// hyper answer a bare 431 before the API could). Each parse reserves room for this many.
+pub const HYPER_MAX_HEADERS: usize = 1000;
+/// hyper's limit on the request line and headers together, in bytes (8 times the API's 32 KiB).
+pub const HYPER_MAX_HEAD_BYTES: usize = 256 * 1024;
 
 /// Serves `handler` on `listener`, one task per connection, until `shutdown` resolves; then stops
 /// accepting (the listener is closed, so new connections are refused), lets in-flight requests
@@ -69,6 +85,11 @@ where
                     let connection = http1::Builder::new()
                         // Enables hyper's default 30 s limit on reading a request's headers.
                         .timer(TokioTimer::new())
+                        // A client may shut down its sending side once its request is complete
+                        // and still wait for the answer; without this hyper drops it on EOF.
+                        .half_close(true)
+                        .max_headers(HYPER_MAX_HEADERS)
+                        .max_header_size(HYPER_MAX_HEAD_BYTES)
                         .serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
@@ -99,12 +120,12 @@ where
     Ok(())
 }
 
-/// One request: read it, run the handler, convert the answer. An `Err` (the body could not be
-/// read, e.g. the client went away) makes hyper drop the connection.
+/// One request: read it, run the handler, convert the answer. Every outcome is an answer; the
+/// connection closes after a body that could not be read, as hyper does after an unread body.
 async fn handle<H, Fut>(
     handler: H,
     request: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, hyper::Error>
+) -> Result<hyper::Response<Full<Bytes>>, Infallible>
 where
     H: Fn(lambda_http::Request) -> Fut,
     Fut: Future<Output = lambda_http::Response<Body>> + Send + 'static,
@@ -112,24 +133,34 @@ where
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // As API Gateway does: a request id of the gateway's, used unless the caller sent its own.
+    let gateway_request_id = format!("req_{}", countersign_service::ids::new_id());
 
     let (parts, incoming) = request.into_parts();
-    let (bytes, rest) = match read_body(incoming, MAX_BODY_BYTES).await {
-        Ok(read) => read,
-        Err(error) => {
-            tracing::info!(%method, %path, %error, "request body unreadable; dropping the connection");
-            return Err(error);
-        }
+    let (bytes, rest, unreadable) = match read_body(incoming, MAX_BODY_BYTES).await {
+        Ok((bytes, rest)) => (bytes, rest, None),
+        Err(error) => (Vec::new(), None, Some(error)),
     };
-    let request = into_lambda_request(parts, bytes);
+    let request = into_lambda_request(parts, bytes, &gateway_request_id);
+    let request_id = countersign_api::request_id(&request);
 
-    // The handler runs in its own task: a panic becomes a 500 instead of taking the connection
-    // down, and a client that disconnects does not cancel a handler half-way through its work.
-    let response = match tokio::spawn(handler(request)).await {
-        Ok(response) => into_hyper_response(response),
-        Err(error) => {
-            tracing::error!(%method, %path, %error, "handler failed");
-            internal_error()
+    let response = if let Some(error) = unreadable {
+        // Cut short (the client stopped sending) or badly framed: nothing reaches the handler.
+        tracing::info!(%request_id, %method, %path, %error, "request body unreadable");
+        own_answer(
+            ApiError::invalid_request("the request body could not be read to its end"),
+            &request_id,
+        )
+    } else {
+        // The handler runs in its own task: a panic becomes a 500 instead of taking the
+        // connection down, and a client that disconnects does not cancel a handler half-way
+        // through its work.
+        match tokio::spawn(handler(request)).await {
+            Ok(response) => into_hyper_response(response),
+            Err(error) => {
+                tracing::error!(%request_id, %method, %path, %error, "handler failed");
+                own_answer(ApiError::internal(), &request_id)
+            }
         }
     };
 
@@ -138,6 +169,7 @@ where
     }
 
     tracing::info!(
+        %request_id,
         %method,
         %path,
         status = response.status().as_u16(),
@@ -200,6 +232,7 @@ async fn discard(mut rest: Incoming) {
 fn into_lambda_request(
     mut parts: hyper::http::request::Parts,
     bytes: Vec<u8>,
+    gateway_request_id: &str,
 ) -> lambda_http::Request {
     let raw_path = parts.uri.path().to_owned();
     let query: QueryMap = match parts.uri.query() {
@@ -225,9 +258,12 @@ fn into_lambda_request(
         }
     };
 
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.request_id = Some(gateway_request_id.to_owned());
     lambda_http::Request::from_parts(parts, body)
         .with_query_string_parameters(query)
         .with_raw_http_path(raw_path)
+        .with_request_context(RequestContext::ApiGatewayV2(context))
 }
 
 fn absolute_uri(uri: &Uri, host: Option<&HeaderValue>) -> Option<Uri> {
@@ -250,15 +286,12 @@ fn into_hyper_response(response: lambda_http::Response<Body>) -> hyper::Response
     hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
-fn internal_error() -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from_static(
-        br#"{"status":"error","error":{"code":500,"type":"INTERNAL","message":"an internal error occurred","details":[]}}"#,
-    )));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+/// An answer of this server's own, in the SPEC's error shape with `X-Request-Id`.
+fn own_answer(error: ApiError, request_id: &str) -> hyper::Response<Full<Bytes>> {
+    let mut response = into_hyper_response(error.into_response(request_id));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     response
 }
 
@@ -270,6 +303,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use lambda_http::request::RequestContext;
     use lambda_http::{Body, Request, RequestExt, Response};
     use serde_json::{json, Value};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -551,8 +585,29 @@ mod tests {
             .await
             .expect("request");
         assert_eq!(response.status(), 500);
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .expect("X-Request-Id")
+            .to_str()
+            .expect("visible ASCII")
+            .to_owned();
         let body: Value = response.json().await.expect("json body");
+        assert_eq!(body["status"], "error");
         assert_eq!(body["error"]["type"], "INTERNAL");
+        assert_eq!(body["error"]["code"], 500);
+        assert_eq!(body["error"]["request_id"], request_id.as_str());
+        assert!(request_id.starts_with("req_"), "{request_id}");
+
+        // The caller's own id, as the API would have used it.
+        let response = client
+            .get(server.url("/boom"))
+            .header("x-request-id", "caller-7")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["x-request-id"], "caller-7");
 
         let response = client.get(server.url("/ok")).send().await.expect("request");
         assert_eq!(response.status(), 200);
@@ -560,8 +615,27 @@ mod tests {
         server.stop().await.expect("serve returns Ok");
     }
 
+    /// Writes `request`, half-closes, reads until the server closes.
+    async fn half_closed_exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request).await.expect("write");
+        stream.shutdown().await.expect("half-close");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .expect("read");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// The JSON body of a raw answer.
+    fn raw_json(answer: &str) -> Value {
+        let (_, body) = answer.split_once("\r\n\r\n").expect("a complete head");
+        serde_json::from_str(body).expect("a JSON body")
+    }
+
     #[tokio::test]
-    async fn client_gone_mid_body_drops_the_connection_and_the_server_keeps_serving() {
+    async fn a_body_cut_short_is_answered_400_and_never_reaches_the_handler() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
         let server = start(move |_request: Request| {
@@ -570,25 +644,17 @@ mod tests {
         })
         .await;
 
-        // Promise 100 bytes, send 10, then hang up.
-        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-        stream
-            .write_all(b"POST /v1/agreements HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n0123456789")
-            .await
-            .expect("write");
-        stream.shutdown().await.expect("half-close");
-        let mut answer = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-            .await
-            .expect("the server closes the connection");
-        // Either a clean close or a reset, but never an answer from the handler.
-        if read.is_ok() {
-            assert!(
-                !String::from_utf8_lossy(&answer).contains("reached"),
-                "{}",
-                String::from_utf8_lossy(&answer)
-            );
-        }
+        // Promise 100 bytes, send 10, then stop sending and wait for the answer.
+        let answer = half_closed_exchange(
+            server.addr,
+            b"POST /v1/agreements HTTP/1.1\r\nhost: localhost\r\nx-request-id: cut-1\r\ncontent-length: 100\r\n\r\n0123456789",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(answer.contains("\r\nx-request-id: cut-1\r\n"), "{answer}");
+        let body = raw_json(&answer);
+        assert_eq!(body["error"]["type"], "INVALID_REQUEST", "{body}");
+        assert_eq!(body["error"]["request_id"], "cut-1", "{body}");
         assert_eq!(
             calls.load(Ordering::SeqCst),
             0,
@@ -602,6 +668,83 @@ mod tests {
             .expect("request");
         assert_eq!(response.text().await.expect("body"), "reached");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        server.stop().await.expect("serve returns Ok");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_half_closes_after_its_request_gets_the_whole_answer_every_time() {
+        // A handler that takes a moment, like one that writes to a store: the client's EOF
+        // reaches the server while the answer is still being made. (The pause only makes the
+        // defect show; an answer is expected however long the handler takes.)
+        let server = start(|request: Request| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            echo(request).await
+        })
+        .await;
+        for attempt in 0..20 {
+            let answer = half_closed_exchange(
+                server.addr,
+                format!(
+                    "POST /echo/{attempt} HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\nhello"
+                )
+                .as_bytes(),
+            )
+            .await;
+            assert!(
+                answer.starts_with("HTTP/1.1 201 "),
+                "attempt {attempt}: {answer}"
+            );
+            let echoed = raw_json(&answer);
+            assert_eq!(echoed["path"], format!("/echo/{attempt}"));
+            assert_eq!(echoed["body"], "hello");
+        }
+        server.stop().await.expect("serve returns Ok");
+    }
+
+    #[tokio::test]
+    async fn the_handler_sees_a_gateway_request_id_and_heads_past_hyper_defaults() {
+        let server = start(|request: Request| async move {
+            let gateway_id = match request.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+                _ => None,
+            };
+            Response::new(Body::Text(format!(
+                "{} {}",
+                gateway_id.unwrap_or_default(),
+                request.headers().len()
+            )))
+        })
+        .await;
+        let client = client();
+        let mut request = client.get(server.url("/ids"));
+        // 150 fields: over hyper's default of 100, under HYPER_MAX_HEADERS.
+        for n in 0..150 {
+            request = request.header(format!("x-filler-{n}"), "v");
+        }
+        let text = request
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        let (gateway_id, fields) = text.split_once(' ').expect("two words");
+        assert!(
+            gateway_id.starts_with("req_") && gateway_id.len() > 4,
+            "{text}"
+        );
+        assert!(fields.parse::<usize>().expect("a count") > 150, "{text}");
+
+        // A new id for every request.
+        let again = client
+            .get(server.url("/ids"))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert_ne!(again.split_once(' ').expect("two words").0, gateway_id);
         server.stop().await.expect("serve returns Ok");
     }
 

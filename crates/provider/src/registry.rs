@@ -13,6 +13,10 @@ pub trait WebhookVerifier: Send + Sync {
     /// The `{provider}` segment of `POST /v1/callbacks/{provider}`.
     fn name(&self) -> &str;
 
+    /// The header that carries the webhook's signature, as providers spell it (e.g.
+    /// `Countersign-Signature`): the challenge of the callback route's 401 names it.
+    fn signature_header(&self) -> &str;
+
     /// Authenticates the request from its headers and raw body, then maps the body. `now` is
     /// passed in so that timestamp tolerance is testable.
     fn verify(
@@ -72,6 +76,10 @@ mod tests {
     impl WebhookVerifier for Fixed {
         fn name(&self) -> &str {
             self.name
+        }
+
+        fn signature_header(&self) -> &str {
+            "Fixed-Signature"
         }
 
         fn verify(

@@ -30,6 +30,8 @@ pub const DEVELOPMENT_SECRET: &str = "sandbox-dev-secret";
 pub const MIN_SECRET_BYTES: usize = 16;
 /// `Countersign-Signature`, lower-cased as `http` stores header names.
 pub const SIGNATURE_HEADER: &str = "countersign-signature";
+/// The same header as the SPEC and clients spell it.
+pub const SIGNATURE_HEADER_DISPLAY: &str = "Countersign-Signature";
 /// How far the signed timestamp may be from now, either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -120,6 +122,10 @@ impl fmt::Debug for SandboxProvider {
 impl WebhookVerifier for SandboxProvider {
     fn name(&self) -> &str {
         PROVIDER_NAME
+    }
+
+    fn signature_header(&self) -> &str {
+        SIGNATURE_HEADER_DISPLAY
     }
 
     /// Header, then timestamp, then signature; the body is read only once it is authenticated.
@@ -226,6 +232,15 @@ mod tests {
         body: &str,
     ) -> Result<VerifiedEvent, WebhookError> {
         provider.verify(headers, body.as_bytes(), now())
+    }
+
+    #[test]
+    fn the_challenge_names_the_header_the_verifier_reads() {
+        assert_eq!(provider().signature_header(), "Countersign-Signature");
+        assert_eq!(
+            provider().signature_header().to_ascii_lowercase(),
+            SIGNATURE_HEADER
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | `agreement` | `AGR#<id>` | `A` | `id`, `tenant`, `status`, `version` (N), `history_len` (N), `created_at`, `updated_at`, `expires_at`?, `lookup_key`?, `agreement` (JSON), index keys below |
 //! | `history` | `AGR#<id>` | `H#<sequence, 20 digits>` | `agreement_id`, `tenant`, `sequence` (N), `type`, `occurred_at`, `entry` (JSON) |
 //! | `idempotency` | `IDEM#<len(tenant)>#<tenant>#<key>` | `I` | `tenant`, `key`, `created_at`, `expires_at`, `ttl` (N, epoch seconds), `record` (JSON) |
-//! | `provider_event` | `PEV#<len(provider)>#<provider>#<event id>` | `P` | `provider`, `event_id`, `agreement_id`, `recorded_at` |
+//! | `provider_event` | `PEV#<len(provider)>#<provider>#<event id>` | `P` | `provider`, `event_id`, `agreement_id`, `recorded_at`, `ttl` (N, epoch seconds: `recorded_at` + [`PROVIDER_EVENT_MARK_RETENTION`]) |
 //!
 //! Index keys of the agreement item (a global secondary index holds only items with its keys):
 //!
@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use countersign_domain::{Agreement, HistoryEntry, Status};
 use countersign_store::{IdempotencyRecord, ProviderEventMark, StoreError};
 use serde::de::DeserializeOwned;
@@ -65,9 +65,16 @@ pub const RECORD: &str = "record";
 /// When an idempotency record expires, as a fixed-width timestamp: conditions compare it as a
 /// string, which is comparing the instants, to the nanosecond.
 pub const EXPIRES_AT: &str = "expires_at";
-/// The table's time-to-live attribute (epoch seconds): DynamoDB deletes idempotency records some
-/// time after it. Only clean-up: whether a record is live is decided in code, on `expires_at`.
+/// The table's time-to-live attribute (epoch seconds): DynamoDB deletes idempotency records and
+/// provider-event marks some time after it. Only clean-up: whether an idempotency record is live
+/// is decided in code, on `expires_at`.
 pub const TTL: &str = "ttl";
+/// How long a provider-event mark (the "applied once" record of a provider event id) is kept
+/// before the table's TTL may delete it. It must outlive every redelivery of the event: the
+/// callback queue and its dead-letter queue keep a message 14 days, a provider retries for hours
+/// to days, and a webhook request older than the signature tolerance (300 s) is refused before it
+/// is queued. 30 days covers all of them with room to redrive a dead letter by hand.
+pub const PROVIDER_EVENT_MARK_RETENTION: Duration = Duration::days(30);
 
 /// Sort key of the agreement item.
 pub const AGREEMENT_SK: &str = "A";
@@ -226,12 +233,7 @@ pub fn idempotency_item(record: &IdempotencyRecord) -> Result<Item, StoreError> 
         ("key".to_owned(), s(&record.key)),
         ("created_at".to_owned(), s(time_key(record.created_at))),
         (EXPIRES_AT.to_owned(), s(time_key(record.expires_at))),
-        // DynamoDB's TTL sweep takes whole seconds; round up so it never deletes a live record.
-        (
-            TTL.to_owned(),
-            n(record.expires_at.timestamp()
-                + i64::from(record.expires_at.timestamp_subsec_nanos() > 0)),
-        ),
+        (TTL.to_owned(), n(ttl_seconds(record.expires_at))),
         (RECORD.to_owned(), s(json(record, "idempotency record")?)),
     ]))
 }
@@ -248,7 +250,19 @@ pub fn provider_event_item(mark: &ProviderEventMark) -> Item {
         ("event_id".to_owned(), s(&mark.event_id)),
         ("agreement_id".to_owned(), s(&mark.agreement_id)),
         ("recorded_at".to_owned(), s(time_key(mark.recorded_at))),
+        (
+            TTL.to_owned(),
+            n(ttl_seconds(
+                mark.recorded_at + PROVIDER_EVENT_MARK_RETENTION,
+            )),
+        ),
     ])
+}
+
+/// `at` as the TTL attribute holds it. DynamoDB's TTL takes whole seconds; rounding up means it
+/// never deletes an item before `at`.
+fn ttl_seconds(at: DateTime<Utc>) -> i64 {
+    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
 }
 
 /// The JSON attribute `name` of `item`, decoded.

@@ -28,8 +28,9 @@ pub struct IndexDefinition {
 }
 
 /// The table: string keys `pk`/`sk`, on-demand capacity, three sparse indexes, a stream of new
-/// images (the outbox: the publisher takes the inserted history items), and a time-to-live
-/// attribute that clears expired idempotency records.
+/// images (the outbox: the publisher takes the inserted history items), a time-to-live
+/// attribute that clears expired idempotency records and provider-event marks, and, deployed,
+/// point-in-time recovery and deletion protection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableDefinition {
     pub name: String,
@@ -39,6 +40,10 @@ pub struct TableDefinition {
     /// `NEW_IMAGE`: a history item's insert carries the whole entry.
     pub stream_view: &'static str,
     pub ttl_attribute: &'static str,
+    /// Deployed tables can be restored to any second of the last 35 days.
+    pub point_in_time_recovery: bool,
+    /// Deployed tables refuse `DeleteTable` until protection is turned off.
+    pub deletion_protection: bool,
 }
 
 /// The definition of the countersign table named `name`.
@@ -66,6 +71,8 @@ pub fn table_definition(name: impl Into<String>) -> TableDefinition {
         ],
         stream_view: "NEW_IMAGE",
         ttl_attribute: TTL,
+        point_in_time_recovery: true,
+        deletion_protection: true,
     }
 }
 
@@ -125,6 +132,10 @@ impl TableDefinition {
                 .collect::<Vec<_>>(),
             "StreamSpecification": {"StreamViewType": self.stream_view},
             "TimeToLiveSpecification": {"AttributeName": self.ttl_attribute, "Enabled": true},
+            "PointInTimeRecoverySpecification": {
+                "PointInTimeRecoveryEnabled": self.point_in_time_recovery,
+            },
+            "DeletionProtectionEnabled": self.deletion_protection,
         })
     }
 
@@ -136,7 +147,9 @@ impl TableDefinition {
         text
     }
 
-    /// Creates the table, waits until it is active, then turns its time-to-live on.
+    /// Creates the table, waits until it is active, then turns its time-to-live on. Recovery and
+    /// deletion protection are left to CloudFormation: the tables made here (tests, local runs,
+    /// moto) are disposable, and a protected one could not be dropped.
     pub async fn create(&self, client: &Client) -> Result<(), CreateTableError> {
         let failed = |message: String| CreateTableError {
             table: self.name.clone(),

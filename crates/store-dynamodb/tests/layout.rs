@@ -10,7 +10,7 @@ use countersign_domain::{
 };
 use countersign_store::{
     AgreementCommit, Commit, CommitError, ExpiryIndex, IdempotencyRecord, IdempotencyStore,
-    Revision, StoreError,
+    ProviderEventMark, Revision, StoreError,
 };
 use countersign_store_dynamodb::item::{self, Item};
 use countersign_store_dynamodb::DynamoStore;
@@ -204,6 +204,67 @@ async fn idempotency_expiry_is_exact_to_the_nanosecond() {
         stored.get("ttl"),
         Some(&AttributeValue::N((expires_at.timestamp() + 1).to_string()))
     );
+}
+
+/// A provider-event mark carries the table's time-to-live attribute: 30 days after it was
+/// recorded, in whole seconds rounded up, so DynamoDB clears it once no redelivery can come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_event_mark_expires_by_ttl_30_days_after_it_was_recorded() {
+    assert_eq!(item::PROVIDER_EVENT_MARK_RETENTION, Duration::days(30));
+    let store = support::fresh_store().await;
+    let now = Utc.with_ymd_and_hms(2031, 5, 6, 7, 8, 9).unwrap();
+    let created = Agreement::create(
+        "agr-mark".to_owned(),
+        "tenant".to_owned(),
+        support::ready_input(1, Some(10)),
+        now,
+        &Rules::default(),
+        &mut Ids(0),
+    )
+    .expect("valid");
+    let recorded_at = now + Duration::microseconds(250);
+    store
+        .commit(Commit {
+            transition: created,
+            expected: None,
+            idempotency: None,
+            provider_event: Some(ProviderEventMark {
+                provider: "sandbox".to_owned(),
+                event_id: "evt_ttl".to_owned(),
+                agreement_id: "agr-mark".to_owned(),
+                recorded_at,
+            }),
+        })
+        .await
+        .expect("committed");
+
+    let mark = raw(
+        &store,
+        &item::provider_event_pk("sandbox", "evt_ttl"),
+        item::PROVIDER_EVENT_SK,
+    )
+    .await
+    .expect("the mark is stored");
+    assert_eq!(text(&mark, "kind"), Some("provider_event"));
+    assert_eq!(
+        mark.get(item::TTL),
+        Some(&AttributeValue::N(
+            (now.timestamp() + 30 * 24 * 3600 + 1).to_string()
+        ))
+    );
+    // The agreement and its history have no time-to-live: they are kept.
+    let agreement = raw(&store, &item::agreement_pk("agr-mark"), item::AGREEMENT_SK)
+        .await
+        .expect("stored");
+    assert!(!agreement.contains_key(item::TTL));
+    let entry = raw(
+        &store,
+        &item::agreement_pk("agr-mark"),
+        &item::history_sk(1),
+    )
+    .await
+    .expect("stored");
+    assert!(!entry.contains_key(item::TTL));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

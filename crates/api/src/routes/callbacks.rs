@@ -57,6 +57,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
                 other => {
                     tracing::warn!(provider, error = %other, "callback refused: verification failed");
                     ApiError::unauthorized("webhook signature verification failed")
+                        .with_challenge(signature_challenge(verifier.signature_header()))
                 }
             })?;
         self.queue.enqueue(&event).await.map_err(|error| {
@@ -77,4 +78,10 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             ),
         ))
     }
+}
+
+/// The callback route's credential is the provider's signature header: its 401 challenge names
+/// that header as the scheme, so a provider engineer sees what is missing.
+fn signature_challenge(signature_header: &str) -> String {
+    format!("{signature_header} realm=\"{}\"", crate::auth::REALM)
 }
