@@ -313,10 +313,10 @@ impl Agreement {
             Status::Pending => self
                 .journey_stopping_participant()
                 .map(|participant| participant.status.as_str()),
-            status if status.is_terminal() && status != Status::Fulfilled => {
-                status.signature_status().map(SignatureStatus::as_str)
+            Status::Cancelled | Status::Expired | Status::Refused | Status::Failed => {
+                self.status.signature_status().map(SignatureStatus::as_str)
             }
-            _ => None,
+            Status::Draft | Status::Open | Status::Fulfilled => None,
         }
     }
 

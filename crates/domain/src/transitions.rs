@@ -117,6 +117,15 @@ pub enum ProviderEventKind {
     },
 }
 
+/// What a participant's provider event does, once it is known to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParticipantAction {
+    Signed,
+    Refused,
+    DeliveryFailed,
+    IdentityCheckFailed,
+}
+
 /// Why a provider event changed nothing. Recorded in the history, never published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IgnoreReason {
@@ -467,10 +476,10 @@ impl Agreement {
     /// The step a participant signs in: its signing group (grouped order), its place in the list
     /// (ungrouped order), or 1 for everybody (no order).
     fn step_of(&self, index: usize) -> u32 {
-        match self.signing_order {
-            order if !order.enabled => 1,
-            order if order.grouped => self.participants[index].signing_group,
-            _ => u32::try_from(index + 1).unwrap_or(u32::MAX),
+        match (self.signing_order.enabled, self.signing_order.grouped) {
+            (false, _) => 1,
+            (true, true) => self.participants[index].signing_group,
+            (true, false) => u32::try_from(index + 1).unwrap_or(u32::MAX),
         }
     }
 
@@ -538,7 +547,12 @@ impl Agreement {
             ProviderEventKind::SignedDocument { .. } => {
                 matches!(self.status, Status::Pending | Status::Fulfilled)
             }
-            _ => self.status == Status::Pending,
+            ProviderEventKind::ParticipantSigned { .. }
+            | ProviderEventKind::ParticipantRefused { .. }
+            | ProviderEventKind::ParticipantDeliveryFailed { .. }
+            | ProviderEventKind::ParticipantIdentityCheckFailed { .. }
+            | ProviderEventKind::AgreementFailed
+            | ProviderEventKind::Unusable { .. } => self.status == Status::Pending,
         };
         if !applies {
             return ignore(IgnoreReason::AgreementNotPending(self.status));
@@ -564,43 +578,82 @@ impl Agreement {
                     vec![EntryDraft::new(EntryType::AgreementFailed)]
                 }))
             }
-            ProviderEventKind::ParticipantSigned { participant_id }
-            | ProviderEventKind::ParticipantRefused { participant_id }
-            | ProviderEventKind::ParticipantDeliveryFailed { participant_id }
-            | ProviderEventKind::ParticipantIdentityCheckFailed { participant_id } => {
-                let Some(index) = self
-                    .participants
-                    .iter()
-                    .position(|participant| participant.id == *participant_id)
-                else {
-                    return ignore(IgnoreReason::UnknownParticipant(participant_id.clone()));
-                };
-                let participant = &self.participants[index];
-                if participant.status.is_final() {
-                    return ignore(IgnoreReason::ParticipantFinal {
-                        participant_id: participant_id.clone(),
-                        status: participant.status,
-                    });
-                }
-                if participant.invited_at.is_none() {
-                    return ignore(IgnoreReason::ParticipantNotInvited(participant_id.clone()));
-                }
-                let transition = match &event.kind {
-                    ProviderEventKind::ParticipantSigned { .. } => {
-                        self.participant_signed(index, event.occurred_at, now, event_id)
-                    }
-                    ProviderEventKind::ParticipantRefused { .. } => {
-                        self.participant_refused(index, now, event_id)
-                    }
-                    ProviderEventKind::ParticipantDeliveryFailed { .. } => {
-                        self.participant_delivery_failed(index, now, event_id)
-                    }
-                    _ => self.identity_check_failed(index, rules, now, event_id),
-                };
-                Decision::Changed(transition)
+            ProviderEventKind::ParticipantSigned { participant_id } => {
+                self.participant_event(participant_id, ParticipantAction::Signed, event, rules, now)
             }
+            ProviderEventKind::ParticipantRefused { participant_id } => self.participant_event(
+                participant_id,
+                ParticipantAction::Refused,
+                event,
+                rules,
+                now,
+            ),
+            ProviderEventKind::ParticipantDeliveryFailed { participant_id } => self
+                .participant_event(
+                    participant_id,
+                    ParticipantAction::DeliveryFailed,
+                    event,
+                    rules,
+                    now,
+                ),
+            ProviderEventKind::ParticipantIdentityCheckFailed { participant_id } => self
+                .participant_event(
+                    participant_id,
+                    ParticipantAction::IdentityCheckFailed,
+                    event,
+                    rules,
+                    now,
+                ),
             ProviderEventKind::Unusable { .. } => unreachable_unusable(),
         }
+    }
+
+    /// A participant's event: ignored for an unknown, final or not yet invited participant,
+    /// else applied as `action` says.
+    fn participant_event(
+        &self,
+        participant_id: &str,
+        action: ParticipantAction,
+        event: &ProviderEvent,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let ignore = |reason: IgnoreReason| Decision::Ignored {
+            transition: self.record_ignored(&event.event_id, &reason, now),
+            reason,
+        };
+        let Some(index) = self
+            .participants
+            .iter()
+            .position(|participant| participant.id == participant_id)
+        else {
+            return ignore(IgnoreReason::UnknownParticipant(participant_id.to_owned()));
+        };
+        let participant = &self.participants[index];
+        if participant.status.is_final() {
+            return ignore(IgnoreReason::ParticipantFinal {
+                participant_id: participant_id.to_owned(),
+                status: participant.status,
+            });
+        }
+        if participant.invited_at.is_none() {
+            return ignore(IgnoreReason::ParticipantNotInvited(
+                participant_id.to_owned(),
+            ));
+        }
+        let event_id = Some(event.event_id.as_str());
+        Decision::Changed(match action {
+            ParticipantAction::Signed => {
+                self.participant_signed(index, event.occurred_at, now, event_id)
+            }
+            ParticipantAction::Refused => self.participant_refused(index, now, event_id),
+            ParticipantAction::DeliveryFailed => {
+                self.participant_delivery_failed(index, now, event_id)
+            }
+            ParticipantAction::IdentityCheckFailed => {
+                self.identity_check_failed(index, rules, now, event_id)
+            }
+        })
     }
 
     fn participant_signed(
