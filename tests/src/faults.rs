@@ -13,8 +13,8 @@
 //! - `PutEvents` partial failure: the failing entries are taken out of the request before it
 //!   goes to moto (so they are really not delivered) and put back into the response as failed
 //!   entries (`ErrorCode`, `ErrorMessage`, `FailedEntryCount`), as EventBridge reports them;
-//! - `TransactWriteItems` committed, then timed out: the request reaches moto and commits, and the
-//!   caller gets a timeout instead of the response, so it does not know it committed.
+//! - `TransactWriteItems` (or `PutItem`) committed, then timed out: the request reaches moto and
+//!   commits, and the caller gets a timeout instead of the response, so it does not know it did.
 //!
 //! Deterministic: whether the n-th request of an operation (every attempt counts, SDK retries
 //! included) meets a fault is a hash of the seed, the operation and n, so a run that sends the
@@ -46,8 +46,8 @@ use serde_json::{json, Value};
 pub struct FaultPlan {
     /// Of every DynamoDB request (any operation).
     pub dynamodb_throttling: f64,
-    /// Of the `TransactWriteItems` that reached moto and committed.
-    pub commit_then_timeout: f64,
+    /// Of the `TransactWriteItems` and `PutItem` that reached moto and succeeded.
+    pub write_then_timeout: f64,
     /// Of SQS `SendMessage` requests.
     pub sqs_send_failure: f64,
     /// Of the entries of each `PutEvents` request.
@@ -61,11 +61,11 @@ pub struct FaultPlan {
 impl FaultPlan {
     /// Every fault of the issue: half the `PutEvents` entries failing, a third of the DynamoDB
     /// requests throttled, a third of the `SendMessage` failing, a quarter of the committed
-    /// `TransactWriteItems` timing out.
+    /// writes timing out.
     pub fn all() -> FaultPlan {
         FaultPlan {
             dynamodb_throttling: 1.0 / 3.0,
-            commit_then_timeout: 0.25,
+            write_then_timeout: 0.25,
             sqs_send_failure: 1.0 / 3.0,
             put_events_entry_failure: 0.5,
             spare_retries: false,
@@ -274,7 +274,9 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 fn error_response(status: u16, error_type: &str, message: &str) -> HttpResponse {
     let mut response = json_response(status, &json!({"__type": error_type, "message": message}));
     let code = error_type.rsplit('#').next().unwrap_or(error_type);
-    response.headers_mut().insert("x-amzn-errortype", code.to_owned());
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", code.to_owned());
     response
 }
 
@@ -366,18 +368,18 @@ async fn dynamodb(
             )
         });
     }
-    if operation != "TransactWriteItems" {
+    if operation != "TransactWriteItems" && operation != "PutItem" {
         return real.call(request).await;
     }
     let response = real.call(request).await?;
     if response.status().is_success()
-        && injector.draw("DynamoDB.TransactWriteItems.committed") < plan.commit_then_timeout
+        && injector.draw("DynamoDB.write.committed") < plan.write_then_timeout
     {
         // It committed; the answer is lost on the way back.
         drop(read_body(response).await?);
         injector.record(FaultKind::CommittedThenTimedOut, 1);
         return Err(ConnectorError::timeout(
-            "injected: the response to a committed TransactWriteItems timed out".into(),
+            format!("injected: the response to a committed {operation} timed out").into(),
         ));
     }
     Ok(response)
@@ -440,9 +442,9 @@ async fn put_events(
                     "ErrorMessage": "injected: entry not delivered",
                 });
             }
-            let result = accepted.next().unwrap_or_else(|| {
-                json!({"ErrorCode": "InternalFailure", "ErrorMessage": "no result from moto"})
-            });
+            let result = accepted.next().unwrap_or_else(
+                || json!({"ErrorCode": "InternalFailure", "ErrorMessage": "no result from moto"}),
+            );
             if result.get("ErrorCode").is_some() {
                 moto_failed += 1;
             }
