@@ -41,6 +41,8 @@ const SDK_ATTEMPTS: u32 = 2;
 /// How often a client sends a request again after a 503 (without waiting: the run's faults do
 /// not heal with time) before the run fails.
 const CLIENT_TRIES: usize = 30;
+/// The run's schedule of faults, unless `COUNTERSIGN_FAULT_SEED` names another.
+const DEFAULT_SEED: u64 = 20261202;
 /// Deliveries of a queued message, or of a stream batch, before the run fails.
 const REDELIVERIES: usize = 30;
 
@@ -246,7 +248,12 @@ async fn publish_stream(resources: &Resources, sender: &EventBridgeSender) -> us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
     let resources = Resources::create().await;
-    let faults = FaultInjector::new(20261202, FaultPlan::all());
+    // Another schedule of faults: COUNTERSIGN_FAULT_SEED=<n>.
+    let seed = std::env::var("COUNTERSIGN_FAULT_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(DEFAULT_SEED);
+    let faults = FaultInjector::new(seed, FaultPlan::all());
     let sdk = faults.sdk_config(SDK_ATTEMPTS);
     let mut environment: HashMap<String, String> = resources.environment().into_iter().collect();
     environment.insert("SANDBOX_ENABLED".to_owned(), "true".to_owned());
@@ -364,25 +371,36 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
     }
     let redelivered_callbacks = process_callbacks(&resources, &processor, queued).await;
 
-    // The sweeper runs on its schedule until both are expired (a failed run is the next one's).
+    // The sweeper runs on its schedule until both are expired (what a failed run left is the
+    // next one's). Checked on a client without faults.
+    let clean = resources.store();
+    let due: Vec<&str> = walked
+        .iter()
+        .filter(|(path, _, _)| *path == Path::Expired)
+        .map(|(_, id, _)| id.as_str())
+        .collect();
     let mut sweeps = 0;
-    let mut expired = 0;
-    while expired < 2 {
+    loop {
+        let mut expired = 0;
+        for id in &due {
+            let agreement = clean.get_agreement(id).await.unwrap().expect("created");
+            expired += usize::from(agreement.status == Status::Expired);
+        }
+        if expired == due.len() {
+            break;
+        }
         sweeps += 1;
         assert!(
             sweeps <= REDELIVERIES,
             "still not expired after {sweeps} sweeps"
         );
-        if let Ok(report) = handlers::sweeper::sweep(&sweeper, 0, Duration::from_secs(30)).await {
-            expired += report.expired;
-        }
+        let _ = handlers::sweeper::sweep(&sweeper, 0, Duration::from_secs(30)).await;
     }
 
     let batches_again = publish_stream(&resources, &sender).await;
     let injected = faults.injected();
-    faults.set_enabled(false);
     eprintln!(
-        "faults injected: {injected:?}; 503s: {} of {} requests; callbacks redelivered: {redelivered_callbacks}; sweeps: {sweeps}; stream batches handed over again: {batches_again}",
+        "seed {seed}: faults injected: {injected:?}; 503s: {} of {} requests; callbacks redelivered: {redelivered_callbacks}; sweeps: {sweeps}; stream batches handed over again: {batches_again}",
         agreements_api.unavailable + lifecycle_api.unavailable + callbacks_api.unavailable,
         agreements_api.sent + lifecycle_api.sent + callbacks_api.sent,
     );
@@ -393,8 +411,9 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
         FaultKind::PutEventsEntryFailed,
         FaultKind::CommittedThenTimedOut,
     ] {
+        // The default schedule meets every fault (another seed may miss the rarest ones).
         assert!(
-            injected.get(&kind).copied().unwrap_or(0) > 0,
+            injected.get(&kind).copied().unwrap_or(0) > 0 || seed != DEFAULT_SEED,
             "the run met no {kind:?}: {injected:?}"
         );
     }
@@ -402,7 +421,7 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
     // Every end reached, every history gapless, every acknowledged request applied once.
     let mut expected_events: BTreeMap<String, Vec<(u64, String, Value)>> = BTreeMap::new();
     for (path, id, key) in &walked {
-        let agreement = store.get_agreement(id).await.unwrap().expect("created");
+        let agreement = clean.get_agreement(id).await.unwrap().expect("created");
         let (status, journey) = match path {
             Path::Fulfilled => (Status::Fulfilled, Journey::Proceed),
             Path::Refused => (Status::Refused, Journey::Stopped),
@@ -416,7 +435,7 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
             (status, journey),
             "{path:?} {id}"
         );
-        let history = store.history(id).await.unwrap();
+        let history = clean.history(id).await.unwrap();
         let sequences: Vec<u64> = history.iter().map(|entry| entry.sequence).collect();
         assert_eq!(
             sequences,
@@ -437,7 +456,7 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
             1,
             "{path:?} {id}"
         );
-        let listed = store
+        let listed = clean
             .list_agreements(&ListQuery {
                 tenant: TENANT.to_owned(),
                 lookup_key: Some(key.clone()),
@@ -492,7 +511,7 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
         );
     }
     for (id, event_id) in &webhook_ids {
-        let history = store.history(id).await.unwrap();
+        let history = clean.history(id).await.unwrap();
         assert_eq!(
             history
                 .iter()
