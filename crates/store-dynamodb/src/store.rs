@@ -254,7 +254,7 @@ impl AgreementCommit for DynamoStore {
                     .commit_token_of(&transition.agreement.id, first.sequence)
                     .await
                 {
-                    Ok(Some(last)) if last == token => {
+                    Ok(Some(written)) if written == token => {
                         tracing::warn!(
                             agreement_id = %transition.agreement.id,
                             error = %refused,
