@@ -2,6 +2,7 @@
 //! over HTTP, and read the events it prints; and the moto_server of the AWS adapter tests
 //! ([`moto`]).
 
+pub mod faults;
 pub mod moto;
 
 use std::io::{BufRead, BufReader};

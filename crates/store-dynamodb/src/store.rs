@@ -17,11 +17,11 @@ use futures_util::future::try_join_all;
 use crate::error::{commit_error, put_idempotency_error, unavailable, Role};
 use crate::item::{
     agreement_item, agreement_pk, created_sk, decode_agreement, decode_history_entry,
-    decode_idempotency_record, expiry_pk, expiry_sk_after, history_item, idempotency_item,
-    idempotency_pk, lookup_pk, n, provider_event_item, s, string, tenant_pk, time_key, Item,
-    AGREEMENT, AGREEMENT_SK, BY_EXPIRY, BY_LOOKUP_KEY, BY_TENANT, CREATED_SK, EXPIRES_AT,
-    EXPIRY_PK, EXPIRY_SHARDS, EXPIRY_SK, HISTORY_LEN, HISTORY_SK_PREFIX, IDEMPOTENCY_SK, LOOKUP_PK,
-    PK, SK, STATUS, TENANT_PK, VERSION,
+    decode_idempotency_record, expiry_pk, expiry_sk_after, history_item, history_sk,
+    idempotency_item, idempotency_pk, lookup_pk, n, provider_event_item, s, string, tenant_pk,
+    time_key, Item, AGREEMENT, AGREEMENT_SK, BY_EXPIRY, BY_LOOKUP_KEY, BY_TENANT, CREATED_SK,
+    EXPIRES_AT, EXPIRY_PK, EXPIRY_SHARDS, EXPIRY_SK, HISTORY_LEN, HISTORY_SK_PREFIX,
+    IDEMPOTENCY_SK, LOOKUP_PK, PK, SK, STATUS, TENANT_PK, VERSION,
 };
 
 /// The DynamoDB store. Cloning is cheap (the SDK client is shared).
@@ -160,7 +160,9 @@ impl AgreementGet for DynamoStore {
 impl AgreementCommit for DynamoStore {
     /// One `TransactWriteItems`: the agreement guarded by the revision it was computed from (or
     /// by not existing), each new history entry, the idempotency record and the provider-event
-    /// mark, each guarded so that it is new (or, for the record, replaces an expired one).
+    /// mark, each guarded so that it is new (or, for the record, replaces an expired one). When
+    /// it fails as a conflict or as unavailable, one `GetItem` of its first history entry tells
+    /// whether an attempt whose answer was lost had committed it ([`COMMIT_TOKEN`]).
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         if !continues_history(&commit) {
             return Err(CommitError::Conflict);
@@ -174,6 +176,7 @@ impl AgreementCommit for DynamoStore {
         let mut items = Vec::with_capacity(transition.entries.len() + 3);
         let mut roles = Vec::with_capacity(items.capacity());
 
+        let token = new_commit_token();
         let agreement = agreement_item(&transition.agreement)?;
         items.push(match expected {
             None => self.put(
@@ -194,9 +197,13 @@ impl AgreementCommit for DynamoStore {
         });
         roles.push(Role::Agreement);
 
-        for entry in &transition.entries {
+        for (index, entry) in transition.entries.iter().enumerate() {
+            let mut item = history_item(entry)?;
+            if index == 0 {
+                item.insert(COMMIT_TOKEN.to_owned(), s(&token));
+            }
             items.push(self.put(
-                history_item(entry)?,
+                item,
                 "attribute_not_exists(#pk)",
                 &[("#pk", PK)],
                 Vec::new(),
@@ -223,13 +230,84 @@ impl AgreementCommit for DynamoStore {
             roles.push(Role::ProviderEvent);
         }
 
-        self.client
+        let Err(error) = self
+            .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(&token)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|error| commit_error(&error, &roles))
+        else {
+            return Ok(());
+        };
+        let refused = commit_error(&error, &roles);
+        match &refused {
+            // An attempt may have committed before its answer was lost (a timeout, a dropped
+            // connection): the outcome is unknown, and a retry of the SDK meets our own write
+            // as a failed guard. The first history entry names the commit that wrote it, and
+            // history entries never change, whatever was committed since.
+            CommitError::Conflict | CommitError::Store(StoreError::Unavailable(_)) => {
+                let Some(first) = transition.entries.first() else {
+                    return Err(refused);
+                };
+                match self
+                    .commit_token_of(&transition.agreement.id, first.sequence)
+                    .await
+                {
+                    Ok(Some(written)) if written == token => {
+                        tracing::warn!(
+                            agreement_id = %transition.agreement.id,
+                            error = %refused,
+                            "a commit whose answer was lost had committed"
+                        );
+                        Ok(())
+                    }
+                    Ok(_) => Err(refused),
+                    // Whether it committed is unknown: a conflict would have the caller decide
+                    // again on a state that may already be its own.
+                    Err(read) => Err(StoreError::Unavailable(format!(
+                        "{refused}; and whether it committed is unknown: {read}"
+                    ))
+                    .into()),
+                }
+            }
+            CommitError::IdempotencyKeyTaken
+            | CommitError::DuplicateProviderEvent
+            | CommitError::Store(StoreError::Corrupt(_)) => Err(refused),
+        }
+    }
+}
+
+/// The attribute of a commit's first history item naming the commit (also the transaction's
+/// `ClientRequestToken`): how a commit whose answer was lost finds out whether it committed.
+pub const COMMIT_TOKEN: &str = "commit_token";
+
+/// A `ClientRequestToken` (1 to 36 of `[a-zA-Z0-9-]`), unique per commit: the same for every
+/// attempt of one commit, so DynamoDB applies it at most once within its 10 minutes.
+fn new_commit_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl DynamoStore {
+    /// The token of the commit that wrote the agreement's history entry `sequence`, if it is
+    /// there; one strongly consistent `GetItem`.
+    async fn commit_token_of(&self, id: &str, sequence: u64) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(agreement_pk(id)))
+            .key(SK, s(history_sk(sequence)))
+            .consistent_read(true)
+            .projection_expression("#token")
+            .expression_attribute_names("#token", COMMIT_TOKEN)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        Ok(output
+            .item()
+            .and_then(|item| string(item, COMMIT_TOKEN))
+            .map(str::to_owned))
     }
 }
 
@@ -477,7 +555,8 @@ impl IdempotencyStore for DynamoStore {
         record: IdempotencyRecord,
         now: DateTime<Utc>,
     ) -> Result<(), CommitError> {
-        self.client
+        let Err(error) = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(idempotency_item(&record)?))
@@ -487,8 +566,27 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":now", s(time_key(now)))
             .send()
             .await
-            .map(|_| ())
-            .map_err(|error| put_idempotency_error(&error))
+        else {
+            return Ok(());
+        };
+        let refused = put_idempotency_error(&error);
+        match &refused {
+            // As for a commit: a put whose answer was lost may have gone in, and the SDK's retry
+            // then finds the key taken by our own record (the same to the nanosecond).
+            CommitError::IdempotencyKeyTaken | CommitError::Store(StoreError::Unavailable(_)) => {
+                match self.get_idempotency(&record.tenant, &record.key, now).await {
+                    Ok(Some(stored)) if stored == record => Ok(()),
+                    Ok(_) => Err(refused),
+                    Err(read) => Err(StoreError::Unavailable(format!(
+                        "{refused}; and whether the record went in is unknown: {read}"
+                    ))
+                    .into()),
+                }
+            }
+            CommitError::Conflict
+            | CommitError::DuplicateProviderEvent
+            | CommitError::Store(StoreError::Corrupt(_)) => Err(refused),
+        }
     }
 }
 
