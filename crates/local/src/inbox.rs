@@ -14,11 +14,12 @@ use countersign_service::callbacks::QueueError;
 use countersign_service::{CallbackProcessor, CallbackQueue, Clock, RetryPolicy};
 use countersign_store::{AgreementCommit, AgreementGet, CallbackInbox, InboxEvent};
 
-/// How long a claim holds an event: longer than applying it with every retry takes, so no other
-/// worker takes it meanwhile; after a crash, the event is claimable again once it runs out.
-const CLAIM_HOLD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-/// Events claimed at once.
-const CLAIM_BATCH: usize = 32;
+/// How long a claim holds an event: longer than applying a batch with every retry usually takes
+/// (the retries below wait at most about 8 s in all), so no other worker takes it meanwhile; and
+/// short, because after a crash what the dead process held waits this long to be claimed again.
+const CLAIM_HOLD: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// Events claimed at once: few, so that one claim's hold covers them all.
+const CLAIM_BATCH: usize = 8;
 /// How often an idle worker looks anyway: for claims that ran out and events kept by another
 /// process on the same table.
 const IDLE_POLL: Duration = Duration::from_secs(1);
