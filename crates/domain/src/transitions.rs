@@ -519,10 +519,7 @@ impl Agreement {
         rules: &Rules,
         now: DateTime<Utc>,
     ) -> Decision {
-        let ignore = |reason: IgnoreReason| Decision::Ignored {
-            transition: self.record_ignored(&event.event_id, &reason, now),
-            reason,
-        };
+        let ignore = |reason: IgnoreReason| self.ignore_event(event, reason, now);
         // Who signed the webhook comes first: another provider's event proves nothing here.
         if event.provider != self.provider.name {
             return ignore(IgnoreReason::NotItsProvider {
@@ -618,10 +615,7 @@ impl Agreement {
         rules: &Rules,
         now: DateTime<Utc>,
     ) -> Decision {
-        let ignore = |reason: IgnoreReason| Decision::Ignored {
-            transition: self.record_ignored(&event.event_id, &reason, now),
-            reason,
-        };
+        let ignore = |reason: IgnoreReason| self.ignore_event(event, reason, now);
         let Some(index) = self
             .participants
             .iter()
@@ -779,6 +773,19 @@ impl Agreement {
             vec![EntryDraft::new(EntryType::AgreementUpdated)
                 .reason("sandbox: expires_at moved to now")]
         })))
+    }
+
+    /// The decision to ignore `event`, with its history-only write.
+    fn ignore_event(
+        &self,
+        event: &ProviderEvent,
+        reason: IgnoreReason,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        Decision::Ignored {
+            transition: self.record_ignored(&event.event_id, &reason, now),
+            reason,
+        }
     }
 
     /// A history-only write for a provider event that changes nothing.

@@ -145,13 +145,7 @@ impl CallbackInbox for DynamoStore {
                 free.push((item, event));
             }
         }
-        free.sort_by(|(_, a), (_, b)| {
-            (a.received_at, &a.provider, &a.event_id).cmp(&(
-                b.received_at,
-                &b.provider,
-                &b.event_id,
-            ))
-        });
+        free.sort_by(|(_, a), (_, b)| a.arrival().cmp(&b.arrival()));
         let mut claimed = Vec::new();
         for (item, event) in free.into_iter().take(limit) {
             let Some(sk) = item.get(SK).cloned() else {
@@ -244,9 +238,7 @@ impl CallbackInbox for DynamoStore {
             let error = string(&item, ERROR).unwrap_or_default().to_owned();
             dead.push((decode_inbox_event(&item)?, error));
         }
-        dead.sort_by(|(a, _), (b, _)| {
-            (a.received_at, &a.event_id).cmp(&(b.received_at, &b.event_id))
-        });
+        dead.sort_by(|(a, _), (b, _)| a.arrival().cmp(&b.arrival()));
         dead.truncate(limit);
         Ok(dead)
     }

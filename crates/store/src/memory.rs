@@ -435,13 +435,7 @@ impl CallbackInbox for MemoryStore {
             .values_mut()
             .filter(|(_, claimed_until)| claimed_until.is_none_or(|end| end < now))
             .collect();
-        free.sort_by(|(a, _), (b, _)| {
-            (a.received_at, &a.provider, &a.event_id).cmp(&(
-                b.received_at,
-                &b.provider,
-                &b.event_id,
-            ))
-        });
+        free.sort_by(|(a, _), (b, _)| a.arrival().cmp(&b.arrival()));
         Ok(free
             .into_iter()
             .take(limit)
@@ -476,9 +470,7 @@ impl CallbackInbox for MemoryStore {
     ) -> Result<Vec<(InboxEvent, String)>, StoreError> {
         let state = self.lock();
         let mut dead: Vec<(InboxEvent, String)> = state.dead_inbox.values().cloned().collect();
-        dead.sort_by(|(a, _), (b, _)| {
-            (a.received_at, &a.event_id).cmp(&(b.received_at, &b.event_id))
-        });
+        dead.sort_by(|(a, _), (b, _)| a.arrival().cmp(&b.arrival()));
         dead.truncate(limit);
         Ok(dead)
     }

@@ -209,6 +209,13 @@ pub struct InboxEvent {
     pub receives: u32,
 }
 
+impl InboxEvent {
+    /// The order events are claimed in: oldest first, ties broken by provider and id.
+    pub fn arrival(&self) -> (DateTime<Utc>, &str, &str) {
+        (self.received_at, &self.provider, &self.event_id)
+    }
+}
+
 #[async_trait]
 pub trait CallbackInbox: Send + Sync {
     /// Keeps the event unless an event with its provider and id is already kept (a redelivery):
