@@ -7,6 +7,8 @@
 mod error;
 mod registry;
 pub mod sandbox;
+mod signature;
+pub mod zigned;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
