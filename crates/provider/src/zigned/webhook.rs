@@ -277,3 +277,345 @@ fn reference(value: Option<&Value>) -> Option<String> {
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+    use http::HeaderValue;
+
+    const SECRET: &[u8] = b"zigned-webhook-secret-1";
+    const OLD_SECRET: &[u8] = b"zigned-webhook-secret-0";
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-22T10:00:00Z".parse().unwrap()
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    fn signed(secret: &[u8], at: DateTime<Utc>, body: &str) -> HeaderMap {
+        headers(&sign(secret, at.timestamp(), body.as_bytes()))
+    }
+
+    fn webhook() -> ZignedWebhook {
+        ZignedWebhook::new(vec![SECRET.to_vec()])
+    }
+
+    fn verify(body: &str) -> Result<ZignedEvent, WebhookError> {
+        webhook().verify(&signed(SECRET, now(), body), body.as_bytes(), now())
+    }
+
+    fn participant_event(event: &str, status: &str) -> String {
+        serde_json::json!({"event": event, "data": {"id": "zp1", "resource_type": "participant",
+            "email": "ada@example.com", "status": status, "agreement": "za1",
+            "signed_at": null}})
+        .to_string()
+    }
+
+    fn agreement_event(event: &str) -> String {
+        serde_json::json!({"event": event, "data": {"id": "za1", "resource_type": "agreement",
+            "status": "pending"}})
+        .to_string()
+    }
+
+    #[test]
+    fn a_good_signature_verifies_and_maps_the_event() {
+        let body = participant_event("participant.lifecycle.fulfilled", "fulfilled");
+        let event = verify(&body).unwrap();
+        assert_eq!(
+            event,
+            ZignedEvent {
+                event_id: hex::encode(Sha256::digest(body.as_bytes())),
+                event_name: "participant.lifecycle.fulfilled".to_owned(),
+                kind: ZignedEventKind::ParticipantSigned,
+                agreement_reference: Some("za1".to_owned()),
+                participant_reference: Some("zp1".to_owned()),
+                participant_email: Some("ada@example.com".to_owned()),
+                occurred_at: now(),
+            }
+        );
+    }
+
+    #[test]
+    fn the_event_id_is_the_same_for_a_redelivery_and_differs_for_another_body() {
+        let body = agreement_event("agreement.lifecycle.finalized");
+        let first = verify(&body).unwrap();
+        let later = now() + TimeDelta::seconds(30);
+        let again = webhook()
+            .verify(&signed(SECRET, later, &body), body.as_bytes(), later)
+            .unwrap();
+        assert_eq!(first.event_id, again.event_id);
+        let other = verify(&agreement_event("agreement.lifecycle.expired")).unwrap();
+        assert_ne!(first.event_id, other.event_id);
+        assert_eq!(first.event_id.len(), 64);
+    }
+
+    #[test]
+    fn secrets_rotate_and_several_v1_values_are_accepted() {
+        let body = agreement_event("agreement.lifecycle.expired");
+        let rotating = ZignedWebhook::new(vec![SECRET.to_vec(), OLD_SECRET.to_vec()]);
+        // Signed with the old secret only.
+        assert!(rotating
+            .verify(&signed(OLD_SECRET, now(), &body), body.as_bytes(), now())
+            .is_ok());
+        // A sender signing with both: one unknown tag and one good one.
+        let t = now().timestamp();
+        let with_unknown = sign(b"some-other-secret", t, body.as_bytes());
+        let good = sign(SECRET, t, body.as_bytes());
+        let both = format!("{with_unknown},v1={}", good.split_once("v1=").unwrap().1);
+        assert!(webhook()
+            .verify(&headers(&both), body.as_bytes(), now())
+            .is_ok());
+        // Without the old secret configured, the old signature fails.
+        assert_eq!(
+            webhook()
+                .verify(&signed(OLD_SECRET, now(), &body), body.as_bytes(), now())
+                .unwrap_err(),
+            WebhookError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn a_stale_or_future_timestamp_is_refused() {
+        let body = agreement_event("agreement.lifecycle.expired");
+        for offset in [-301, 301] {
+            let at = now() + TimeDelta::seconds(offset);
+            assert_eq!(
+                webhook()
+                    .verify(&signed(SECRET, at, &body), body.as_bytes(), now())
+                    .unwrap_err(),
+                WebhookError::TimestampOutOfTolerance,
+                "offset {offset}"
+            );
+        }
+        for offset in [-300, 300] {
+            let at = now() + TimeDelta::seconds(offset);
+            assert!(webhook()
+                .verify(&signed(SECRET, at, &body), body.as_bytes(), now())
+                .is_ok());
+        }
+    }
+
+    #[test]
+    fn forged_and_tampered_requests_are_refused() {
+        let body = agreement_event("agreement.lifecycle.cancelled");
+        let forged = signed(b"not-the-secret", now(), &body);
+        assert_eq!(
+            webhook()
+                .verify(&forged, body.as_bytes(), now())
+                .unwrap_err(),
+            WebhookError::SignatureMismatch
+        );
+        let tampered = body.replace("za1", "za2");
+        assert_eq!(
+            webhook()
+                .verify(&signed(SECRET, now(), &body), tampered.as_bytes(), now())
+                .unwrap_err(),
+            WebhookError::SignatureMismatch
+        );
+        // No secret configured (an empty one is dropped): nothing verifies.
+        let unconfigured = ZignedWebhook::new(vec![Vec::new()]);
+        assert_eq!(
+            unconfigured
+                .verify(&signed(b"", now(), &body), body.as_bytes(), now())
+                .unwrap_err(),
+            WebhookError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed_headers_are_refused() {
+        let body = agreement_event("agreement.lifecycle.cancelled");
+        assert_eq!(
+            webhook()
+                .verify(&HeaderMap::new(), body.as_bytes(), now())
+                .unwrap_err(),
+            WebhookError::MissingSignature
+        );
+        for malformed in ["", "t=abc,v1=00", "v1=zz", "t=1795341600", "garbage"] {
+            assert_eq!(
+                webhook()
+                    .verify(&headers(malformed), body.as_bytes(), now())
+                    .unwrap_err(),
+                WebhookError::MalformedSignature,
+                "{malformed:?}"
+            );
+        }
+        let mut twice = signed(SECRET, now(), &body);
+        let value = twice.get(SIGNATURE_HEADER).unwrap().clone();
+        twice.append(SIGNATURE_HEADER, value);
+        assert_eq!(
+            webhook()
+                .verify(&twice, body.as_bytes(), now())
+                .unwrap_err(),
+            WebhookError::MalformedSignature
+        );
+    }
+
+    #[test]
+    fn every_mapped_event_name_has_its_kind() {
+        let participant_events = [
+            (
+                "participant.lifecycle.fulfilled",
+                ZignedEventKind::ParticipantSigned,
+            ),
+            (
+                "participant.identity_enforcement.failed",
+                ZignedEventKind::IdentityCheckFailed,
+            ),
+        ];
+        for (name, kind) in participant_events {
+            let event = verify(&participant_event(name, "pending")).unwrap();
+            assert_eq!(event.kind, kind, "{name}");
+            assert_eq!(event.participant_reference.as_deref(), Some("zp1"));
+            assert_eq!(event.agreement_reference.as_deref(), Some("za1"));
+        }
+        let agreement_events = [
+            (
+                "agreement.lifecycle.finalized",
+                ZignedEventKind::SignedDocumentReady,
+            ),
+            (
+                "agreement.generation.failed",
+                ZignedEventKind::AgreementFailed,
+            ),
+            (
+                "agreement.validation.failed",
+                ZignedEventKind::AgreementFailed,
+            ),
+            (
+                "agreement.pdf_verification.failed",
+                ZignedEventKind::AgreementFailed,
+            ),
+            (
+                "agreement.audit_trail_verification.failed",
+                ZignedEventKind::AgreementFailed,
+            ),
+            (
+                "agreement.lifecycle.cancelled",
+                ZignedEventKind::CancelledByProvider,
+            ),
+            (
+                "agreement.lifecycle.expired",
+                ZignedEventKind::ExpiredAtProvider,
+            ),
+        ];
+        for (name, kind) in agreement_events {
+            let event = verify(&agreement_event(name)).unwrap();
+            assert_eq!(event.kind, kind, "{name}");
+            assert_eq!(event.agreement_reference.as_deref(), Some("za1"));
+            assert_eq!(event.participant_reference, None);
+        }
+    }
+
+    #[test]
+    fn a_disapproval_and_a_rejected_participant_are_refusals() {
+        let disapproved = serde_json::json!({"event": "sign_event.approval.disapproved",
+            "data": {"id": "se1", "participant": {"id": "zp2", "email": "bank@example.com"},
+                "agreement": {"id": "za1"}}})
+        .to_string();
+        let event = verify(&disapproved).unwrap();
+        assert_eq!(event.kind, ZignedEventKind::ParticipantRefused);
+        assert_eq!(event.participant_reference.as_deref(), Some("zp2"));
+        assert_eq!(event.participant_email.as_deref(), Some("bank@example.com"));
+        assert_eq!(event.agreement_reference.as_deref(), Some("za1"));
+
+        // Any participant event whose status is `rejected`.
+        let rejected = verify(&participant_event("participant.draft.updated", "rejected")).unwrap();
+        assert_eq!(rejected.kind, ZignedEventKind::ParticipantRefused);
+        assert_eq!(rejected.participant_reference.as_deref(), Some("zp1"));
+        // Not rejected: an ignored participant event.
+        let updated = verify(&participant_event("participant.draft.updated", "pending")).unwrap();
+        assert_eq!(updated.kind, ZignedEventKind::Ignored);
+    }
+
+    #[test]
+    fn a_failed_invitation_names_the_participant_by_id_or_email() {
+        let by_id = serde_json::json!({"event": "email_event.agreement_invitation.delivery_failed",
+            "data": {"participant": "zp1", "agreement": "za1", "email": "ada@example.com"}})
+        .to_string();
+        let event = verify(&by_id).unwrap();
+        assert_eq!(event.kind, ZignedEventKind::ParticipantDeliveryFailed);
+        assert_eq!(event.participant_reference.as_deref(), Some("zp1"));
+        assert_eq!(event.participant_email.as_deref(), Some("ada@example.com"));
+
+        let by_email =
+            serde_json::json!({"event": "email_event.agreement_invitation.delivery_failed",
+            "data": {"agreement": "za1", "email": "ada@example.com"}})
+            .to_string();
+        let event = verify(&by_email).unwrap();
+        assert_eq!(event.participant_reference, None);
+        assert_eq!(event.participant_email.as_deref(), Some("ada@example.com"));
+
+        let nobody =
+            serde_json::json!({"event": "email_event.agreement_invitation.delivery_failed",
+            "data": {"agreement": "za1"}})
+            .to_string();
+        let WebhookError::MalformedPayload(problems) = verify(&nobody).unwrap_err() else {
+            panic!("expected a malformed payload");
+        };
+        assert_eq!(problems[0].field, "data.participant");
+    }
+
+    #[test]
+    fn an_unknown_event_is_ignored_with_its_name() {
+        let body = serde_json::json!({"event": "sign_event.document.downloaded",
+            "data": {"participant": "zp1", "agreement": "za1"}})
+        .to_string();
+        let event = verify(&body).unwrap();
+        assert_eq!(event.kind, ZignedEventKind::Ignored);
+        assert_eq!(event.event_name, "sign_event.document.downloaded");
+        assert_eq!(event.agreement_reference.as_deref(), Some("za1"));
+        // Even without data.
+        let bare = verify(r#"{"event":"observer.draft.created"}"#).unwrap();
+        assert_eq!(bare.kind, ZignedEventKind::Ignored);
+        assert_eq!(bare.event_name, "observer.draft.created");
+        assert_eq!(bare.agreement_reference, None);
+    }
+
+    #[test]
+    fn event_type_is_accepted_for_event() {
+        let body = serde_json::json!({"event_type": "agreement.lifecycle.finalized",
+            "data": {"id": "za1"}})
+        .to_string();
+        let event = verify(&body).unwrap();
+        assert_eq!(event.event_name, "agreement.lifecycle.finalized");
+        assert_eq!(event.kind, ZignedEventKind::SignedDocumentReady);
+    }
+
+    #[test]
+    fn a_signed_body_that_is_not_an_event_is_malformed_not_unauthenticated() {
+        for (body, field) in [
+            ("not json", ""),
+            ("[1,2]", ""),
+            (r#"{"data":{}}"#, "event"),
+            (r#"{"event":"agreement.lifecycle.finalized"}"#, "data"),
+            (
+                r#"{"event":"agreement.lifecycle.finalized","data":{}}"#,
+                "data.id",
+            ),
+            (
+                r#"{"event":"participant.lifecycle.fulfilled","data":{"id":"zp1"}}"#,
+                "data.agreement",
+            ),
+        ] {
+            let error = verify(body).unwrap_err();
+            assert!(!error.is_authentication_failure(), "{body}");
+            let WebhookError::MalformedPayload(problems) = error else {
+                panic!("expected a malformed payload for {body}");
+            };
+            assert_eq!(problems[0].field, field, "{body}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secrets() {
+        let shown = format!("{:?}", ZignedWebhook::new(vec![SECRET.to_vec()]));
+        assert!(!shown.contains("zigned-webhook-secret"), "{shown}");
+        assert!(shown.contains("1 redacted"));
+    }
+}
