@@ -3,6 +3,10 @@
 //!
 //! The callback route `POST /v1/callbacks/{provider}` looks the provider up in a
 //! [`ProviderRegistry`]; nothing is stored unless [`WebhookVerifier::verify`] succeeds.
+//!
+//! [`zigned`] is the live provider: its outbound client (SPEC section 9) and its webhook
+//! verifier, which yields a [`zigned::ZignedEvent`] naming Zigned's own references (the caller
+//! resolves them to the agreement and participant).
 
 mod error;
 mod registry;
