@@ -64,12 +64,18 @@ fn assert_all_valid(seen: &Mutex<Seen>) {
         "Prism found requests that break Zigned's document:\n{}",
         seen.violations.join("\n")
     );
+    // A 4xx is Prism refusing the request. A 5xx is Prism failing to generate a dynamic answer
+    // (it happens now and then with this document's large schemas): the client retries it like
+    // any 5xx, and it says nothing about the request.
     let refused: Vec<_> = seen
         .calls
         .iter()
-        .filter(|call| !call.ends_with(" 200"))
+        .filter(|call| {
+            call.rsplit_once(' ')
+                .is_some_and(|(_, status)| status.starts_with('4'))
+        })
         .collect();
-    assert!(refused.is_empty(), "answers other than 200: {refused:?}");
+    assert!(refused.is_empty(), "requests Prism refused: {refused:?}");
 }
 
 /// Runs the send to its end, checking that each step made progress and that the sequence is
@@ -130,7 +136,9 @@ async fn the_whole_send_sequence_passes_zigneds_validation() {
     let calls = seen.lock().unwrap().calls.clone();
     let order: Vec<_> = calls
         .iter()
-        .map(|call| call.rsplit_once(' ').unwrap().0.to_owned())
+        .filter_map(|call| call.rsplit_once(' '))
+        .filter(|(_, status)| !status.starts_with('5')) // retried
+        .map(|(call, _)| call.to_owned())
         .filter(|call| call != "POST /token")
         .collect();
     let reference = progress.agreement_reference.clone().unwrap();
