@@ -1,9 +1,10 @@
 //! End-to-end test support: start `countersign-local` as a real process on a free port, talk to it
 //! over HTTP, and read the events it prints; and the moto_server of the AWS adapter tests
-//! ([`moto`]).
+//! ([`moto`]), and the Prism mock servers of the Zigned adapter tests ([`prism`]).
 
 pub mod faults;
 pub mod moto;
+pub mod prism;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -3,10 +3,16 @@
 //!
 //! The callback route `POST /v1/callbacks/{provider}` looks the provider up in a
 //! [`ProviderRegistry`]; nothing is stored unless [`WebhookVerifier::verify`] succeeds.
+//!
+//! [`zigned`] is the live provider: its outbound client (SPEC section 9) and its webhook
+//! verifier, which yields a [`zigned::ZignedEvent`] naming Zigned's own references (the caller
+//! resolves them to the agreement and participant).
 
 mod error;
 mod registry;
 pub mod sandbox;
+mod signature;
+pub mod zigned;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -4,19 +4,17 @@
 //! `Countersign-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 
 mod event;
-mod header;
 
 use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
 
+#[cfg(test)]
+use crate::signature::v1_tag;
+use crate::signature::SignatureCheck;
 use crate::{VerifiedEvent, WebhookError, WebhookVerifier};
-use header::{SignatureHeader, V1_LEN};
 
 pub use event::{event_type, signed_event_body, SandboxEvent, SandboxEventData};
 
@@ -34,8 +32,6 @@ pub const SIGNATURE_HEADER: &str = "countersign-signature";
 pub const SIGNATURE_HEADER_DISPLAY: &str = "Countersign-Signature";
 /// How far the signed timestamp may be from now, either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Secrets fit to sign and verify anything but a developer's own traffic: none is the published
 /// [`DEVELOPMENT_SECRET`] and none is shorter than [`MIN_SECRET_BYTES`]. The message never
@@ -64,8 +60,7 @@ pub fn check_deployment_secrets(secrets: &[Vec<u8>]) -> Result<(), String> {
 /// Verifies sandbox callbacks against one or more secrets (several during rotation).
 #[derive(Clone)]
 pub struct SandboxProvider {
-    secrets: Vec<Vec<u8>>,
-    tolerance: Duration,
+    check: SignatureCheck,
 }
 
 impl SandboxProvider {
@@ -73,36 +68,13 @@ impl SandboxProvider {
     /// callback is refused.
     pub fn new(secrets: Vec<Vec<u8>>) -> Self {
         SandboxProvider {
-            secrets: secrets
-                .into_iter()
-                .filter(|secret| !secret.is_empty())
-                .collect(),
-            tolerance: DEFAULT_TOLERANCE,
+            check: SignatureCheck::new(SIGNATURE_HEADER, secrets, DEFAULT_TOLERANCE),
         }
     }
 
     pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.tolerance = tolerance;
+        self.check.tolerance = tolerance;
         self
-    }
-
-    fn timestamp_is_fresh(&self, timestamp: i64, now: DateTime<Utc>) -> bool {
-        now.timestamp().abs_diff(timestamp) <= self.tolerance.as_secs()
-    }
-
-    /// Compares every `v1` with the tag of every secret, without stopping at a match, so the
-    /// time taken says nothing about which one (if any) was right.
-    fn any_signature_matches(&self, header: &SignatureHeader, body: &[u8]) -> bool {
-        let mut matched = Choice::from(0);
-        for secret in &self.secrets {
-            let Some(expected) = v1_tag(secret, header.timestamp, body) else {
-                continue;
-            };
-            for candidate in &header.v1 {
-                matched |= expected.as_slice().ct_eq(candidate.as_slice());
-            }
-        }
-        matched.into()
     }
 }
 
@@ -112,9 +84,9 @@ impl fmt::Debug for SandboxProvider {
         f.debug_struct("SandboxProvider")
             .field(
                 "secrets",
-                &format_args!("[{} redacted]", self.secrets.len()),
+                &format_args!("[{} redacted]", self.check.secrets.len()),
             )
-            .field("tolerance", &self.tolerance)
+            .field("tolerance", &self.check.tolerance)
             .finish()
     }
 }
@@ -135,44 +107,14 @@ impl WebhookVerifier for SandboxProvider {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<VerifiedEvent, WebhookError> {
-        let header = header::parse(signature_header_value(headers)?)?;
-        if !self.timestamp_is_fresh(header.timestamp, now) {
-            return Err(WebhookError::TimestampOutOfTolerance);
-        }
-        if !self.any_signature_matches(&header, body) {
-            return Err(WebhookError::SignatureMismatch);
-        }
+        self.check.verify(headers, body, now)?;
         Ok(SandboxEvent::from_verified_body(body)?.into_verified(PROVIDER_NAME))
     }
 }
 
-/// Exactly one header, in visible ASCII: two could disagree on what was signed.
-fn signature_header_value(headers: &HeaderMap) -> Result<&str, WebhookError> {
-    let mut values = headers.get_all(SIGNATURE_HEADER).iter();
-    let value = values.next().ok_or(WebhookError::MissingSignature)?;
-    if values.next().is_some() {
-        return Err(WebhookError::MalformedSignature);
-    }
-    value.to_str().map_err(|_| WebhookError::MalformedSignature)
-}
-
-/// HMAC-SHA256(secret, "<t>.<raw body>"). HMAC takes keys of any length, so `None` never
-/// happens in practice; it is handled rather than unwrapped.
-fn v1_tag(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<[u8; V1_LEN]> {
-    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Some(mac.finalize().into_bytes().into())
-}
-
 /// The full `Countersign-Signature` value for `body` sent at `timestamp` (unix seconds).
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    // An empty v1 (the unreachable `None`) makes a header every verifier refuses.
-    let v1 = v1_tag(secret, timestamp, body)
-        .map(hex::encode)
-        .unwrap_or_default();
-    format!("t={timestamp},v1={v1}")
+    crate::signature::sign(secret, timestamp, body)
 }
 
 #[cfg(test)]

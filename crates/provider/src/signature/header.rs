@@ -1,22 +1,23 @@
-//! Strict parsing of `Countersign-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]`.
+//! Strict parsing of a `t=<unix seconds>,v1=<hex>[,v1=<hex>…]` signature header (the sandbox
+//! provider's `Countersign-Signature`, Zigned's `x-zigned-request-signature`).
 
 use crate::WebhookError;
 
 /// Bytes of an HMAC-SHA256 tag, which is what a `v1` value encodes.
-pub(super) const V1_LEN: usize = 32;
+pub(crate) const V1_LEN: usize = 32;
 
 /// The parts of the header that matter for verification.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct SignatureHeader {
-    pub(super) timestamp: i64,
+pub(crate) struct SignatureHeader {
+    pub(crate) timestamp: i64,
     /// Every `v1` value, in the order sent: several during secret rotation.
-    pub(super) v1: Vec<[u8; V1_LEN]>,
+    pub(crate) v1: Vec<[u8; V1_LEN]>,
 }
 
 /// Parts are `scheme=value` (scheme alphanumeric), comma-separated, in any order, spaces around a part allowed.
 /// Exactly one `t` and at least one `v1` are required; other schemes (`v0`, a future `v2`) are
 /// skipped without being judged, so a sender can add a scheme before verifiers know it.
-pub(super) fn parse(value: &str) -> Result<SignatureHeader, WebhookError> {
+pub(crate) fn parse(value: &str) -> Result<SignatureHeader, WebhookError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for part in value.split(',') {
