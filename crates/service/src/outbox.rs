@@ -42,8 +42,9 @@ pub enum RelayError {
     Sink(#[from] SinkError),
 }
 
-/// Reads the outbox feed from its position and publishes what it finds. The position only moves
-/// after the sink took the events, so a failed publish is retried, never skipped.
+/// Reads the outbox feed from its position and publishes what it finds. The position only moves,
+/// and the feed only releases the entries, after the sink took the events, so a failed publish
+/// is retried, never skipped.
 pub struct OutboxRelay<F: ?Sized> {
     feed: Arc<F>,
     sink: Arc<dyn EventSink>,
@@ -79,6 +80,8 @@ impl<F: OutboxFeed + ?Sized> OutboxRelay<F> {
             }
             published += events.len();
             self.position = last;
+            // The sink has everything up to `last`: the feed need not keep it.
+            self.feed.release_outbox(last).await?;
         }
     }
 }

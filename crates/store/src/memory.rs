@@ -4,7 +4,7 @@
 //! Everything lives behind one mutex. A commit checks every condition first and only then writes,
 //! so a refused commit leaves no trace, and no reader ever sees half a commit.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,6 +17,9 @@ use crate::ports::{
     ExpiryIndex, HistoryRead, IdempotencyRecord, IdempotencyStore, InboxEvent, ListPage,
     ListPosition, ListQuery, OutboxFeed, ProviderEventMark, StoreError,
 };
+
+/// Capacity an emptied outbox keeps: enough for the relay's usual batch without reallocating.
+const OUTBOX_KEPT_CAPACITY: usize = 1024;
 
 /// A callback in the inbox, with the end of its claim if claimed.
 type KeptCallback = (InboxEvent, Option<DateTime<Utc>>);
@@ -51,8 +54,12 @@ struct State {
     by_lookup_key: HashMap<(String, String), BTreeSet<IndexKey>>,
     /// Sparse: only pending agreements with an `expires_at`, by (expires_at, id).
     pending_by_expiry: BTreeSet<IndexKey>,
-    /// Every committed history entry in commit order; the entry at index i has position i + 1.
-    outbox: Vec<HistoryEntry>,
+    /// The committed history entries not yet released, in commit order: the entry at index i
+    /// has position `outbox_released + i + 1`. Released entries are dropped so that the feed
+    /// stays as short as what the relay has not yet published (the histories keep every entry).
+    outbox: VecDeque<HistoryEntry>,
+    /// The last released position (0: nothing released).
+    outbox_released: u64,
     /// By (tenant, key). Expired records stay until replaced; readers treat them as absent.
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     /// By (provider, event_id).
@@ -66,6 +73,11 @@ struct State {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many outbox entries are kept: committed and not yet released by the relay.
+    pub fn outbox_kept(&self) -> usize {
+        self.lock().outbox.len()
     }
 
     /// The state, even after a thread panicked while holding the lock. That is sound here: every
@@ -485,17 +497,33 @@ impl OutboxFeed for MemoryStore {
         limit: usize,
     ) -> Result<Vec<(u64, HistoryEntry)>, StoreError> {
         let state = self.lock();
-        // Position p is the entry at index p - 1, so the entries after p start at index p.
-        let after = usize::try_from(position)
-            .ok()
-            .and_then(|start| state.outbox.get(start..))
-            .unwrap_or_default();
-        Ok(after
+        // Nothing at or before the released position is kept: read from the first entry kept.
+        let position = position.max(state.outbox_released);
+        // Position p is the entry at index p - released - 1, so the entries after p start at
+        // index p - released.
+        let start = usize::try_from(position - state.outbox_released).unwrap_or(usize::MAX);
+        Ok(state
+            .outbox
             .iter()
+            .skip(start)
             .take(limit.max(1))
             .zip(position.saturating_add(1)..)
             .map(|(entry, position)| (position, entry.clone()))
             .collect())
+    }
+
+    async fn release_outbox(&self, position: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let kept = state.outbox.len() as u64;
+        // Positions beyond the last committed entry release only what exists.
+        let releasing = position.saturating_sub(state.outbox_released).min(kept);
+        state.outbox.drain(..releasing as usize);
+        state.outbox_released += releasing;
+        if state.outbox.is_empty() {
+            // Give back the memory of a burst once it is published.
+            state.outbox.shrink_to(OUTBOX_KEPT_CAPACITY);
+        }
+        Ok(())
     }
 }
 
@@ -668,6 +696,32 @@ mod tests {
         assert!(store.read_outbox(u64::MAX, 100).await.unwrap().is_empty());
         // A limit of 0 still makes progress.
         assert_eq!(store.read_outbox(0, 0).await.unwrap(), expected[..1]);
+
+        // Released entries are gone; the others keep their positions.
+        store.release_outbox(2).await.unwrap();
+        assert_eq!(store.outbox_kept(), 2);
+        assert_eq!(store.read_outbox(2, 100).await.unwrap(), expected[2..]);
+        assert_eq!(
+            store.read_outbox(0, 100).await.unwrap(),
+            expected[2..],
+            "reading from a released position starts at the first entry kept"
+        );
+        assert_eq!(store.read_outbox(3, 1).await.unwrap(), expected[3..]);
+        // Releasing again, or behind what was released, changes nothing.
+        store.release_outbox(2).await.unwrap();
+        store.release_outbox(1).await.unwrap();
+        assert_eq!(store.outbox_kept(), 2);
+        // Beyond the last entry releases only what exists: the next commit takes position 5.
+        store.release_outbox(u64::MAX).await.unwrap();
+        assert_eq!(store.outbox_kept(), 0);
+        assert!(store.read_outbox(0, 100).await.unwrap().is_empty());
+        let c = create("c", t0());
+        store.commit(creating(c.clone())).await.unwrap();
+        assert_eq!(
+            store.read_outbox(4, 100).await.unwrap(),
+            vec![(5, c.entries[0].clone())]
+        );
+        assert_eq!(store.read_outbox(0, 100).await.unwrap()[0].0, 5);
     }
 
     #[tokio::test]

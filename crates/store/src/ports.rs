@@ -193,6 +193,11 @@ pub trait OutboxFeed: Send + Sync {
         position: u64,
         limit: usize,
     ) -> Result<Vec<(u64, HistoryEntry)>, StoreError>;
+
+    /// Forgets the entries up to and including `position`: every sink has them. Positions stay
+    /// what they were; a later `read_outbox` from a released position starts at the first entry
+    /// still kept. The feed has one reader (the relay), so what it released nobody else needs.
+    async fn release_outbox(&self, position: u64) -> Result<(), StoreError>;
 }
 
 /// A verified provider event kept until it is applied. `countersign-local` answers a callback
