@@ -16,7 +16,8 @@ use std::time::Instant;
 use http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use countersign_provider::ProviderRegistry;
+use countersign_provider::Providers;
+use countersign_service::documents::SignedDocumentStore;
 use countersign_service::{AgreementService, CallbackQueue};
 use countersign_store::Store;
 
@@ -46,9 +47,11 @@ pub struct ApiConfig {
 pub struct Api<S: ?Sized> {
     agreements: Arc<AgreementService<S>>,
     queue: Arc<dyn CallbackQueue>,
-    providers: Arc<ProviderRegistry>,
+    providers: Arc<Providers>,
     auth: Arc<dyn Authenticator>,
     config: ApiConfig,
+    /// Where signed documents are kept: the links of `GET .../signed-document`.
+    signed_documents: Option<Arc<dyn SignedDocumentStore>>,
 }
 
 /// The routes of SPEC section 3.
@@ -59,6 +62,7 @@ enum Route<'a> {
     PatchAgreement(&'a str),
     Lifecycle(&'a str),
     History(&'a str),
+    SignedDocument(&'a str),
     Callback(&'a str),
     SandboxParticipant {
         id: &'a str,
@@ -87,6 +91,9 @@ impl<'a> Route<'a> {
             },
             ["v1", "agreements", id, "lifecycle"] if method == Method::POST => Route::Lifecycle(id),
             ["v1", "agreements", id, "history"] if method == Method::GET => Route::History(id),
+            ["v1", "agreements", id, "signed-document"] if method == Method::GET => {
+                Route::SignedDocument(id)
+            }
             ["v1", "callbacks", provider] if method == Method::POST => Route::Callback(provider),
             ["v1", "sandbox", "agreements", id, "participants", participant_id, action]
                 if method == Method::POST =>
@@ -103,7 +110,7 @@ impl<'a> Route<'a> {
             ["v1", "sandbox", "agreements", id, "expire"] if method == Method::POST => {
                 Route::SandboxExpire(id)
             }
-            ["v1", "agreements", _, "history"] => return Err(Some("GET")),
+            ["v1", "agreements", _, "history" | "signed-document"] => return Err(Some("GET")),
             ["v1", "agreements", _, "lifecycle"]
             | ["v1", "callbacks", _]
             | ["v1", "sandbox", "agreements", _, "participants", _, _]
@@ -135,7 +142,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
     pub fn new(
         agreements: Arc<AgreementService<S>>,
         queue: Arc<dyn CallbackQueue>,
-        providers: Arc<ProviderRegistry>,
+        providers: Arc<Providers>,
         auth: Arc<dyn Authenticator>,
         config: ApiConfig,
     ) -> Self {
@@ -145,7 +152,14 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             providers,
             auth,
             config,
+            signed_documents: None,
         }
+    }
+
+    /// Signed documents are kept in `store`, which makes their links.
+    pub fn with_signed_documents(mut self, store: Arc<dyn SignedDocumentStore>) -> Self {
+        self.signed_documents = Some(store);
+        self
     }
 
     /// Answers one request. Never fails: every outcome is a response in SPEC's shapes, and every
@@ -214,6 +228,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             Route::PatchAgreement(id) => self.patch(&tenant, id, request).await,
             Route::Lifecycle(id) => self.lifecycle(&tenant, id, request, path).await,
             Route::History(id) => self.history(&tenant, id).await,
+            Route::SignedDocument(id) => self.signed_document(&tenant, id).await,
             Route::SandboxParticipant {
                 id,
                 participant_id,

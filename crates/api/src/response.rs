@@ -203,6 +203,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::Contention => {
                 ApiError::unavailable("the agreement is busy; retry shortly", 1)
             }
+            ServiceError::ProviderNotConfigured { provider } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "PROVIDER_NOT_CONFIGURED",
+                format!(
+                    "no e-signature provider is configured to carry this agreement (provider `{provider}`); nothing was changed"
+                ),
+            ),
+            ServiceError::NotYet(cause) => {
+                tracing::warn!(%cause, "not possible yet");
+                ApiError::unavailable("not possible yet; retry shortly", 5)
+            }
             ServiceError::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(%cause, "store unavailable");
                 ApiError::unavailable("storage is temporarily unavailable", 5)

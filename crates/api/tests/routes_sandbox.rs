@@ -31,7 +31,7 @@ async fn sandbox_actions_answer_202_with_a_signed_callback_that_travels_the_call
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].provider, "sandbox");
     assert_eq!(queued[0].event_type, "participant.signed");
-    assert_eq!(queued[0].participant_id.as_deref(), Some("ada"));
+    assert_eq!(queued[0].participant.id.as_deref(), Some("ada"));
     assert!(!queued[0].event_id.is_empty());
     for event in &queued {
         h.processor.process(event).await.unwrap();
@@ -64,7 +64,7 @@ async fn each_sandbox_action_emits_its_provider_event_type() {
     assert_eq!(reply.status, 202, "{}", reply.text);
     let queued = h.queue.take();
     assert_eq!(queued[0].event_type, "agreement.failed");
-    assert_eq!(queued[0].participant_id, None);
+    assert_eq!(queued[0].participant.id, None);
     // Every emitted event has its own id.
     let a = h.sandbox_participant(&id, "bob", "sign").await;
     let b = h.sandbox_participant(&id, "bob", "sign").await;

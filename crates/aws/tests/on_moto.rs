@@ -25,15 +25,17 @@ fn events_client() -> aws_sdk_eventbridge::Client {
 }
 
 fn verified(event_id: &str) -> VerifiedEvent {
-    VerifiedEvent {
-        provider: "sandbox".to_owned(),
-        event_id: event_id.to_owned(),
+    countersign_provider::sandbox::SandboxEvent {
+        id: event_id.to_owned(),
         event_type: "participant.signed".to_owned(),
-        agreement_id: "abc".to_owned(),
-        participant_id: Some("ada".to_owned()),
-        signed_document: None,
-        occurred_at: Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
+        created_at: Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
+        data: countersign_provider::sandbox::SandboxEventData {
+            agreement_id: "abc".to_owned(),
+            participant_id: Some("ada".to_owned()),
+            signed_document: None,
+        },
     }
+    .into_verified("sandbox")
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ pub enum EntryType {
     AgreementExpired,
     AgreementCancelled,
     AgreementFailed,
+    AgreementDeliveredToProvider,
+    SignedDocumentStored,
     ProviderEventIgnored,
 }
 
@@ -51,6 +53,8 @@ impl EntryType {
             EntryType::AgreementExpired => "AgreementExpired",
             EntryType::AgreementCancelled => "AgreementCancelled",
             EntryType::AgreementFailed => "AgreementFailed",
+            EntryType::AgreementDeliveredToProvider => "AgreementDeliveredToProvider",
+            EntryType::SignedDocumentStored => "SignedDocumentStored",
             EntryType::ProviderEventIgnored => "ProviderEventIgnored",
         }
     }

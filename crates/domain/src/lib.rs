@@ -15,6 +15,6 @@ pub use input::{AgreementInput, IdSource};
 pub use model::*;
 pub use status::{Journey, SignatureStatus, Status};
 pub use transitions::{
-    Decision, IgnoreReason, LifecycleRequest, ProviderEvent, ProviderEventKind, ProviderRouting,
-    Rules, Transition,
+    Decision, Delivery, IgnoreReason, LifecycleRequest, ProviderEvent, ProviderEventKind,
+    ProviderRouting, Rules, Transition,
 };

@@ -140,6 +140,10 @@ pub struct Participant {
     pub invited_at: Option<DateTime<Utc>>,
     /// Set by the provider once the envelope is sent; the sandbox sends none.
     pub signing_room_url: Option<String>,
+    /// The provider's id for this participant in the current signing round (SPEC section 9),
+    /// recorded with `AgreementDeliveredToProvider`; `None` before and after a reopen.
+    #[serde(default)]
+    pub provider_reference: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +200,9 @@ pub enum CancellationReason {
     InvalidParticipant,
     InvalidEmail,
     Custom(String),
+    /// Cancelled on the provider's side by its operations team (SPEC section 2), never asked
+    /// for by a client.
+    ProviderCancelled,
 }
 
 impl CancellationReason {
@@ -237,6 +244,7 @@ impl CancellationReason {
             CancellationReason::InvalidParticipant => "invalid_participant".to_owned(),
             CancellationReason::InvalidEmail => "invalid_email".to_owned(),
             CancellationReason::Custom(text) => text.clone(),
+            CancellationReason::ProviderCancelled => "provider_cancelled".to_owned(),
         }
     }
 }
@@ -279,6 +287,10 @@ pub struct Agreement {
     pub sent_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The round (its `sent_at`) whose delivery to the provider is recorded
+    /// (`AgreementDeliveredToProvider`); internal, not shown by the API.
+    #[serde(default)]
+    pub delivered_round: Option<DateTime<Utc>>,
     /// +1 on every change; the ETag.
     pub version: u64,
     /// Number of history entries, changes and ignored provider events alike.

@@ -110,11 +110,24 @@ pub enum ProviderEventKind {
         document: FileRef,
     },
     AgreementFailed,
+    /// Cancelled on the provider's side (its operations team), not asked by countersign.
+    AgreementCancelled,
+    /// Expired on the provider's side.
+    AgreementExpired,
     /// An event countersign cannot use: an unknown type, or one missing what its type needs.
     Unusable {
         event_type: String,
         problem: String,
     },
+}
+
+/// What a provider reported once it has a round (SPEC section 9): its own id for the agreement
+/// and for each participant (by countersign participant id), and any signing room links.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub reference: Option<String>,
+    pub participants: std::collections::BTreeMap<String, String>,
+    pub signing_room_urls: std::collections::BTreeMap<String, String>,
 }
 
 /// What a participant's provider event does, once it is known to apply.
@@ -252,6 +265,7 @@ impl Agreement {
             sent_at: None,
             expires_at: None,
             completed_at: None,
+            delivered_round: None,
             version: 1,
             history_len: 0,
             published_len: 0,
@@ -363,6 +377,7 @@ impl Agreement {
                 signed_at: None,
                 invited_at: None,
                 signing_room_url: None,
+                provider_reference: None,
             })
             .collect();
         self.observers = input
@@ -470,6 +485,7 @@ impl Agreement {
             participant.signed_at = None;
             participant.invited_at = None;
             participant.signing_room_url = None;
+            participant.provider_reference = None;
         }
     }
 
@@ -549,6 +565,8 @@ impl Agreement {
             | ProviderEventKind::ParticipantDeliveryFailed { .. }
             | ProviderEventKind::ParticipantIdentityCheckFailed { .. }
             | ProviderEventKind::AgreementFailed
+            | ProviderEventKind::AgreementCancelled
+            | ProviderEventKind::AgreementExpired
             | ProviderEventKind::Unusable { .. } => self.status == Status::Pending,
         };
         if !applies {
@@ -564,8 +582,7 @@ impl Agreement {
                     return ignore(IgnoreReason::SignedDocumentAlreadyRecorded);
                 }
                 Decision::Changed(self.change_to(recorded, now, event_id, |_| {
-                    vec![EntryDraft::new(EntryType::AgreementUpdated)
-                        .reason("signed document recorded")]
+                    vec![EntryDraft::new(EntryType::SignedDocumentStored)]
                 }))
             }
             ProviderEventKind::AgreementFailed => {
@@ -573,6 +590,23 @@ impl Agreement {
                 failed.status = Status::Failed;
                 Decision::Changed(self.change_to(failed, now, event_id, |_| {
                     vec![EntryDraft::new(EntryType::AgreementFailed)]
+                }))
+            }
+            ProviderEventKind::AgreementCancelled => {
+                let mut cancelled = self.clone();
+                cancelled.status = Status::Cancelled;
+                cancelled.cancellation_reason = Some(CancellationReason::ProviderCancelled);
+                Decision::Changed(self.change_to(cancelled, now, event_id, |_| {
+                    vec![EntryDraft::new(EntryType::AgreementCancelled)
+                        .reason(CancellationReason::ProviderCancelled.display_text())]
+                }))
+            }
+            ProviderEventKind::AgreementExpired => {
+                let mut expired = self.clone();
+                expired.status = Status::Expired;
+                Decision::Changed(self.change_to(expired, now, event_id, |_| {
+                    vec![EntryDraft::new(EntryType::AgreementExpired)
+                        .reason("expired at the provider")]
                 }))
             }
             ProviderEventKind::ParticipantSigned { participant_id } => {
@@ -740,6 +774,67 @@ impl Agreement {
                 .participant(&participant_id)
                 .reason(format!("failed identity check {attempts} of {limit}"))]
         })
+    }
+
+    /// The provider has the round `round` (the `sent_at` of the `pending` that started it) and
+    /// sent its invitations (SPEC section 9): its reference and each participant's are recorded,
+    /// with `AgreementDeliveredToProvider`. Unchanged when that round is over (reopened,
+    /// cancelled, finished) or the same delivery is already recorded, so a repeat is harmless.
+    pub fn decide_delivered(
+        &self,
+        round: DateTime<Utc>,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        if self.status != Status::Pending || self.sent_at != Some(round) {
+            return Decision::Unchanged;
+        }
+        let mut delivered = self.clone();
+        delivered.provider.reference = delivery.reference.clone();
+        for participant in &mut delivered.participants {
+            if let Some(reference) = delivery.participants.get(&participant.id) {
+                participant.provider_reference = Some(reference.clone());
+            }
+            if let Some(url) = delivery.signing_room_urls.get(&participant.id) {
+                participant.signing_room_url = Some(url.clone());
+            }
+        }
+        if delivered == *self && self.delivered_round == Some(round) {
+            return Decision::Unchanged;
+        }
+        delivered.delivered_round = Some(round);
+        let provider = self.provider.name.clone();
+        Decision::Changed(self.change_to(delivered, now, None, |_| {
+            vec![EntryDraft::new(EntryType::AgreementDeliveredToProvider)
+                .reason(format!("delivered to {provider}"))]
+        }))
+    }
+
+    /// The round `round` could not be delivered and retrying cannot fix it (a document that
+    /// cannot be read or does not match its `size`/`sha256`, a provider's refusal): `failed`,
+    /// with why in the history entry. Unchanged when that round is already over.
+    pub fn decide_delivery_failed(
+        &self,
+        round: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        if self.status != Status::Pending || self.sent_at != Some(round) {
+            return Decision::Unchanged;
+        }
+        let mut failed = self.clone();
+        failed.status = Status::Failed;
+        Decision::Changed(self.change_to(failed, now, None, |_| {
+            vec![EntryDraft::new(EntryType::AgreementFailed).reason(reason)]
+        }))
+    }
+
+    /// True while the current round is pending and its delivery is not recorded yet: a
+    /// provider event naming a participant reference may be early rather than stale.
+    pub fn awaits_delivery(&self) -> bool {
+        self.status == Status::Pending
+            && self.sent_at.is_some()
+            && self.delivered_round != self.sent_at
     }
 
     /// Expiry (SPEC section 2): a pending agreement whose `expires_at` has passed. Anything else is

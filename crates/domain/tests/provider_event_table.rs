@@ -18,6 +18,8 @@ enum Ev {
     IdentityCheckFailed,
     SignedDocument,
     AgreementFailed,
+    ProviderCancelled,
+    ProviderExpired,
     Unusable,
 }
 
@@ -29,6 +31,8 @@ fn make(ev: Ev) -> ProviderEvent {
         Ev::IdentityCheckFailed => identity_check_failed("p1"),
         Ev::SignedDocument => signed_document(),
         Ev::AgreementFailed => agreement_failed(),
+        Ev::ProviderCancelled => event(ProviderEventKind::AgreementCancelled),
+        Ev::ProviderExpired => event(ProviderEventKind::AgreementExpired),
         Ev::Unusable => unusable(),
     }
 }
@@ -108,6 +112,19 @@ fn check(status: Status, ev: Ev, expect: Expect) {
                     "{what}"
                 );
             }
+            if matches!(ev, Ev::ProviderCancelled) {
+                assert_eq!(
+                    after.cancellation_reason,
+                    Some(countersign_domain::CancellationReason::ProviderCancelled)
+                );
+                assert_eq!(
+                    after
+                        .cancellation_reason
+                        .as_ref()
+                        .map(|reason| reason.display_text()),
+                    Some("provider_cancelled".to_owned())
+                );
+            }
             if matches!(ev, Ev::SignedDocument) {
                 assert_eq!(after.documents.signed_document, Some(signed_file()));
             } else {
@@ -130,8 +147,8 @@ macro_rules! provider_cases {
 
 const I: Expect = Expect::Ignored;
 
-// The provider event table of SPEC section 2 for all 8 statuses × 7 events. Events target `p1`,
-// one of three signers; `signed_document` is recorded as an `AgreementUpdated`.
+// The provider event table of SPEC section 2 for all 8 statuses × 9 events. Events target `p1`,
+// one of three signers; `signed_document` is recorded as `SignedDocumentStored`.
 provider_cases! {
     pending_signed: Pending + Signed =>
         Expect::Applied(Status::Pending, P::SignatureComplete, &[E::ParticipantSigned]);
@@ -143,19 +160,25 @@ provider_cases! {
     pending_identity_check_failed: Pending + IdentityCheckFailed =>
         Expect::Applied(Status::Pending, P::SignaturePending, &[E::ParticipantIdentityCheckFailed]);
     pending_signed_document: Pending + SignedDocument =>
-        Expect::Applied(Status::Pending, P::SignaturePending, &[E::AgreementUpdated]);
+        Expect::Applied(Status::Pending, P::SignaturePending, &[E::SignedDocumentStored]);
     pending_agreement_failed: Pending + AgreementFailed =>
         Expect::Applied(Status::Failed, P::SignaturePending, &[E::AgreementFailed]);
     pending_unusable: Pending + Unusable => I;
+    pending_provider_cancelled: Pending + ProviderCancelled =>
+        Expect::Applied(Status::Cancelled, P::SignaturePending, &[E::AgreementCancelled]);
+    pending_provider_expired: Pending + ProviderExpired =>
+        Expect::Applied(Status::Expired, P::SignaturePending, &[E::AgreementExpired]);
 
     fulfilled_signed: Fulfilled + Signed => I;
     fulfilled_refused: Fulfilled + Refused => I;
     fulfilled_delivery_failed: Fulfilled + DeliveryFailed => I;
     fulfilled_identity_check_failed: Fulfilled + IdentityCheckFailed => I;
     fulfilled_signed_document: Fulfilled + SignedDocument =>
-        Expect::Applied(Status::Fulfilled, P::SignatureComplete, &[E::AgreementUpdated]);
+        Expect::Applied(Status::Fulfilled, P::SignatureComplete, &[E::SignedDocumentStored]);
     fulfilled_agreement_failed: Fulfilled + AgreementFailed => I;
     fulfilled_unusable: Fulfilled + Unusable => I;
+    fulfilled_provider_cancelled: Fulfilled + ProviderCancelled => I;
+    fulfilled_provider_expired: Fulfilled + ProviderExpired => I;
 
     draft_signed: Draft + Signed => I;
     draft_refused: Draft + Refused => I;
@@ -164,6 +187,8 @@ provider_cases! {
     draft_signed_document: Draft + SignedDocument => I;
     draft_agreement_failed: Draft + AgreementFailed => I;
     draft_unusable: Draft + Unusable => I;
+    draft_provider_cancelled: Draft + ProviderCancelled => I;
+    draft_provider_expired: Draft + ProviderExpired => I;
 
     open_signed: Open + Signed => I;
     open_refused: Open + Refused => I;
@@ -172,6 +197,8 @@ provider_cases! {
     open_signed_document: Open + SignedDocument => I;
     open_agreement_failed: Open + AgreementFailed => I;
     open_unusable: Open + Unusable => I;
+    open_provider_cancelled: Open + ProviderCancelled => I;
+    open_provider_expired: Open + ProviderExpired => I;
 
     cancelled_signed: Cancelled + Signed => I;
     cancelled_refused: Cancelled + Refused => I;
@@ -180,6 +207,8 @@ provider_cases! {
     cancelled_signed_document: Cancelled + SignedDocument => I;
     cancelled_agreement_failed: Cancelled + AgreementFailed => I;
     cancelled_unusable: Cancelled + Unusable => I;
+    cancelled_provider_cancelled: Cancelled + ProviderCancelled => I;
+    cancelled_provider_expired: Cancelled + ProviderExpired => I;
 
     expired_signed: Expired + Signed => I;
     expired_refused: Expired + Refused => I;
@@ -188,6 +217,8 @@ provider_cases! {
     expired_signed_document: Expired + SignedDocument => I;
     expired_agreement_failed: Expired + AgreementFailed => I;
     expired_unusable: Expired + Unusable => I;
+    expired_provider_cancelled: Expired + ProviderCancelled => I;
+    expired_provider_expired: Expired + ProviderExpired => I;
 
     refused_signed: Refused + Signed => I;
     refused_refused: Refused + Refused => I;
@@ -196,6 +227,8 @@ provider_cases! {
     refused_signed_document: Refused + SignedDocument => I;
     refused_agreement_failed: Refused + AgreementFailed => I;
     refused_unusable: Refused + Unusable => I;
+    refused_provider_cancelled: Refused + ProviderCancelled => I;
+    refused_provider_expired: Refused + ProviderExpired => I;
 
     failed_signed: Failed + Signed => I;
     failed_refused: Failed + Refused => I;
@@ -204,6 +237,8 @@ provider_cases! {
     failed_signed_document: Failed + SignedDocument => I;
     failed_agreement_failed: Failed + AgreementFailed => I;
     failed_unusable: Failed + Unusable => I;
+    failed_provider_cancelled: Failed + ProviderCancelled => I;
+    failed_provider_expired: Failed + ProviderExpired => I;
 }
 
 // ---------------------------------------------------------------- participant.signed

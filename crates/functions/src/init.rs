@@ -7,15 +7,17 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use countersign_api::auth::JwtClaim;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
-use countersign_aws::SqsCallbackQueue;
+use countersign_aws::{S3Documents, SqsCallbackQueue};
 use countersign_provider::sandbox::SandboxProvider;
-use countersign_provider::{ProviderRegistry, VerifiedEvent};
+use countersign_provider::zigned::ZignedConfig;
+use countersign_provider::{Providers, ProvidersSetup, VerifiedEvent, ZignedSetup};
 use countersign_service::callbacks::{CallbackQueue, QueueError};
 use countersign_service::{AgreementService, RetryPolicy, SystemClock};
 use countersign_store_dynamodb::DynamoStore;
 use lambda_http::{service_fn, Request};
+use secrecy::SecretString;
 
-use crate::settings::{Settings, CALLBACK_QUEUE_URL, WEBHOOK_SECRET_PARAMETER};
+use crate::settings::{Settings, CALLBACK_QUEUE_URL, DOCUMENTS_BUCKET, WEBHOOK_SECRET_PARAMETER};
 use crate::Error;
 
 /// The SDK configuration from the function's environment (region, credentials, and
@@ -31,9 +33,8 @@ pub fn store(sdk: &SdkConfig, settings: &Settings) -> Arc<DynamoStore> {
     ))
 }
 
-/// The webhook secrets, newest first, from their SSM SecureString parameter (comma-separated).
-pub async fn webhook_secrets(sdk: &SdkConfig, settings: &Settings) -> Result<Vec<Vec<u8>>, Error> {
-    let name = Settings::require(&settings.webhook_secret_parameter, WEBHOOK_SECRET_PARAMETER)?;
+/// The value of an SSM SecureString parameter. The value is never logged, nor put in an error.
+async fn secure_parameter(sdk: &SdkConfig, name: &str) -> Result<String, Error> {
     let output = aws_sdk_ssm::Client::new(sdk)
         .get_parameter()
         .name(name)
@@ -46,10 +47,17 @@ pub async fn webhook_secrets(sdk: &SdkConfig, settings: &Settings) -> Result<Vec
                 aws_sdk_ssm::error::DisplayErrorContext(&error)
             )
         })?;
-    let value = output
+    output
         .parameter()
         .and_then(|parameter| parameter.value())
-        .ok_or_else(|| format!("the SSM parameter {name} has no value"))?;
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the SSM parameter {name} has no value").into())
+}
+
+/// Comma-separated secrets, newest first, from an SSM parameter; refused if any is the
+/// published development secret or too short.
+async fn secrets_parameter(sdk: &SdkConfig, name: &str) -> Result<Vec<Vec<u8>>, Error> {
+    let value = secure_parameter(sdk, name).await?;
     let secrets: Vec<Vec<u8>> = value
         .split(',')
         .map(str::trim)
@@ -63,6 +71,90 @@ pub async fn webhook_secrets(sdk: &SdkConfig, settings: &Settings) -> Result<Vec
     countersign_provider::sandbox::check_deployment_secrets(&secrets)
         .map_err(|error| format!("the SSM parameter {name}: {error}"))?;
     Ok(secrets)
+}
+
+/// The sandbox webhook secrets, newest first, from their SSM SecureString parameter.
+pub async fn webhook_secrets(sdk: &SdkConfig, settings: &Settings) -> Result<Vec<Vec<u8>>, Error> {
+    let name = Settings::require(&settings.webhook_secret_parameter, WEBHOOK_SECRET_PARAMETER)?;
+    secrets_parameter(sdk, name).await
+}
+
+#[derive(serde::Deserialize)]
+struct ZignedCredentials {
+    client_id: String,
+    client_secret: String,
+}
+
+/// Zigned's client, when its credentials parameter is configured.
+pub async fn zigned_config(
+    sdk: &SdkConfig,
+    settings: &Settings,
+) -> Result<Option<ZignedConfig>, Error> {
+    let Some(name) = settings.zigned.credentials_parameter.as_deref() else {
+        return Ok(None);
+    };
+    let value = secure_parameter(sdk, name).await?;
+    let credentials: ZignedCredentials = serde_json::from_str(&value).map_err(|_| {
+        format!("the SSM parameter {name} is not {{\"client_id\": ..., \"client_secret\": ...}}")
+    })?;
+    let mut config = ZignedConfig::new(
+        credentials.client_id,
+        SecretString::from(credentials.client_secret),
+    );
+    if let Some(url) = &settings.zigned.api_url {
+        config.api_url = url.clone();
+    }
+    if let Some(url) = &settings.zigned.token_url {
+        config.token_url = url.clone();
+    }
+    Ok(Some(config))
+}
+
+/// What a function needs of the providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderHalves {
+    /// Webhook verifiers only (the callback route).
+    Webhooks,
+    /// Outbound clients only (dispatcher, callback processor).
+    Clients,
+}
+
+/// The providers this function uses, their secrets read from SSM.
+pub async fn providers(
+    sdk: &SdkConfig,
+    settings: &Settings,
+    halves: ProviderHalves,
+) -> Result<Providers, Error> {
+    let mut setup = ProvidersSetup::default();
+    match halves {
+        ProviderHalves::Webhooks => {
+            if settings.sandbox_enabled {
+                setup.sandbox_webhook_secrets = Some(webhook_secrets(sdk, settings).await?);
+            }
+            if let Some(name) = settings.zigned.webhook_secret_parameter.as_deref() {
+                setup.zigned = ZignedSetup {
+                    webhook_secrets: secrets_parameter(sdk, name).await?,
+                    client: None,
+                };
+            }
+        }
+        ProviderHalves::Clients => {
+            setup.zigned = ZignedSetup {
+                webhook_secrets: Vec::new(),
+                client: zigned_config(sdk, settings).await?,
+            };
+        }
+    }
+    Ok(Providers::from_setup(setup)?)
+}
+
+/// The documents bucket's store (signed documents, presigned links, `s3://` reads).
+pub fn documents(sdk: &SdkConfig, settings: &Settings) -> Result<Arc<S3Documents>, Error> {
+    let bucket = Settings::require(&settings.documents_bucket, DOCUMENTS_BUCKET)?;
+    Ok(Arc::new(S3Documents::new(
+        aws_sdk_s3::Client::new(sdk),
+        bucket,
+    )))
 }
 
 /// Which parts of the API a function serves beyond agreements.
@@ -95,13 +187,15 @@ pub async fn http_api(
     role: HttpRole,
 ) -> Result<Api<DynamoStore>, Error> {
     let store = store(sdk, settings);
-    let agreements = Arc::new(AgreementService::new(
-        store,
-        Arc::new(SystemClock),
-        settings.rules.clone(),
-        RetryPolicy::default(),
-    ));
-    let mut providers = ProviderRegistry::new();
+    let agreements = Arc::new(
+        AgreementService::new(
+            store,
+            Arc::new(SystemClock),
+            settings.rules.clone(),
+            RetryPolicy::default(),
+        )
+        .with_sending_providers(settings.sending_providers()),
+    );
     let mut signing_secret = Vec::new();
     // Only the callback route and the sandbox routes (when on) enqueue. The sandbox provider,
     // and so its secrets, exist only when the sandbox is on: off, `POST /v1/callbacks/sandbox`
@@ -111,11 +205,18 @@ pub async fn http_api(
         HttpRole::LifecycleAndSandbox => settings.sandbox_enabled,
         HttpRole::Callbacks => true,
     };
-    if enqueues && settings.sandbox_enabled {
-        let secrets = webhook_secrets(sdk, settings).await?;
-        signing_secret = secrets[0].clone();
-        providers.register(Box::new(SandboxProvider::new(secrets)));
-    }
+    let providers = match role {
+        HttpRole::Agreements => Providers::new(),
+        HttpRole::LifecycleAndSandbox | HttpRole::Callbacks if !enqueues => Providers::new(),
+        HttpRole::LifecycleAndSandbox => {
+            let secrets = webhook_secrets(sdk, settings).await?;
+            signing_secret = secrets[0].clone();
+            let mut providers = Providers::new();
+            providers.register_verifier(Arc::new(SandboxProvider::new(secrets)));
+            providers
+        }
+        HttpRole::Callbacks => providers(sdk, settings, ProviderHalves::Webhooks).await?,
+    };
     let queue: Arc<dyn CallbackQueue> = match enqueues {
         false => Arc::new(NoCallbackQueue),
         true => {
@@ -123,7 +224,7 @@ pub async fn http_api(
             Arc::new(SqsCallbackQueue::new(aws_sdk_sqs::Client::new(sdk), url))
         }
     };
-    Ok(Api::new(
+    let api = Api::new(
         agreements,
         queue,
         Arc::new(providers),
@@ -137,7 +238,12 @@ pub async fn http_api(
                 signing_secret,
             },
         },
-    ))
+    );
+    // The read function serves the signed-document links, when the bucket is configured.
+    Ok(match (role, &settings.documents_bucket) {
+        (HttpRole::Agreements, Some(_)) => api.with_signed_documents(documents(sdk, settings)?),
+        _ => api,
+    })
 }
 
 /// The whole life of an HTTP function: settings, clients and the API once, then every request.

@@ -20,6 +20,21 @@ pub struct Settings {
     pub sweep_page_size: usize,
     /// The longest one sweep runs (it also stops before the invocation's deadline).
     pub sweep_budget: std::time::Duration,
+    /// The documents bucket: signed documents are kept there (SPEC section 9).
+    pub documents_bucket: Option<String>,
+    pub zigned: ZignedSettings,
+}
+
+/// Where Zigned is and where its secrets are (names of SSM SecureString parameters; the values
+/// are read at init by the functions that use them, never set in the template).
+#[derive(Debug, Clone, Default)]
+pub struct ZignedSettings {
+    pub api_url: Option<String>,
+    pub token_url: Option<String>,
+    /// `{"client_id": "...", "client_secret": "..."}`; unset: Zigned is not configured to send.
+    pub credentials_parameter: Option<String>,
+    /// The webhook secrets, comma-separated, newest first; unset: no Zigned callback route.
+    pub webhook_secret_parameter: Option<String>,
 }
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -33,6 +48,12 @@ pub const IDENTITY_CHECK_ATTEMPTS: &str = "IDENTITY_CHECK_ATTEMPTS";
 pub const SANDBOX_ENABLED: &str = "SANDBOX_ENABLED";
 pub const SWEEP_PAGE_SIZE: &str = "SWEEP_PAGE_SIZE";
 pub const SWEEP_MAX_SECONDS: &str = "SWEEP_MAX_SECONDS";
+pub const DOCUMENTS_BUCKET: &str = "DOCUMENTS_BUCKET";
+pub const TEST_MODE_PROVIDER: &str = "TEST_MODE_PROVIDER";
+pub const ZIGNED_API_URL: &str = "ZIGNED_API_URL";
+pub const ZIGNED_TOKEN_URL: &str = "ZIGNED_TOKEN_URL";
+pub const ZIGNED_CREDENTIALS_PARAMETER: &str = "ZIGNED_CREDENTIALS_PARAMETER";
+pub const ZIGNED_WEBHOOK_SECRET_PARAMETER: &str = "ZIGNED_WEBHOOK_SECRET_PARAMETER";
 
 impl Settings {
     pub fn from_env() -> Result<Self, String> {
@@ -82,6 +103,28 @@ impl Settings {
         if sweep_max_seconds == 0 {
             return Err(format!("{SWEEP_MAX_SECONDS}: at least 1"));
         }
+        let zigned = ZignedSettings {
+            api_url: get(ZIGNED_API_URL),
+            token_url: get(ZIGNED_TOKEN_URL),
+            credentials_parameter: get(ZIGNED_CREDENTIALS_PARAMETER),
+            webhook_secret_parameter: get(ZIGNED_WEBHOOK_SECRET_PARAMETER),
+        };
+        let test_mode_provider = match get(TEST_MODE_PROVIDER).as_deref().map(str::trim) {
+            None | Some("sandbox") => countersign_provider::sandbox::PROVIDER_NAME,
+            Some("zigned") if zigned.credentials_parameter.is_some() => {
+                countersign_provider::zigned::PROVIDER_NAME
+            }
+            Some("zigned") => {
+                return Err(format!(
+                    "{TEST_MODE_PROVIDER}: `zigned` needs {ZIGNED_CREDENTIALS_PARAMETER}"
+                ))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "{TEST_MODE_PROVIDER}: `{other}` is not sandbox or zigned"
+                ))
+            }
+        };
         Ok(Settings {
             table_name,
             callback_queue_url: get(CALLBACK_QUEUE_URL),
@@ -92,12 +135,27 @@ impl Settings {
             rules: Rules {
                 identity_check_attempts,
                 default_expires_in_days,
-                ..Rules::default()
+                providers: countersign_domain::ProviderRouting {
+                    test_mode: test_mode_provider.to_owned(),
+                    live: countersign_provider::zigned::PROVIDER_NAME.to_owned(),
+                },
             },
             sandbox_enabled,
             sweep_page_size,
             sweep_budget: std::time::Duration::from_secs(sweep_max_seconds),
+            documents_bucket: get(DOCUMENTS_BUCKET),
+            zigned,
         })
+    }
+
+    /// The providers this deployment can send through: the sandbox, and Zigned once its
+    /// credentials are configured (read by the dispatcher, not here).
+    pub fn sending_providers(&self) -> Vec<&'static str> {
+        let mut names = vec![countersign_provider::sandbox::PROVIDER_NAME];
+        if self.zigned.credentials_parameter.is_some() {
+            names.push(countersign_provider::zigned::PROVIDER_NAME);
+        }
+        names
     }
 
     pub fn require<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, String> {
@@ -155,6 +213,8 @@ mod tests {
             (SANDBOX_ENABLED, "maybe"),
             (SWEEP_PAGE_SIZE, "0"),
             (SWEEP_MAX_SECONDS, "0"),
+            (TEST_MODE_PROVIDER, "zigned"),
+            (TEST_MODE_PROVIDER, "docusign"),
         ] {
             let error = settings(&[(TABLE_NAME, "t"), (name, value)]).unwrap_err();
             assert!(error.starts_with(name), "{name}: {error}");

@@ -12,9 +12,11 @@ use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_domain::{LifecycleRequest, PublishedEvent, Rules, Status};
 use countersign_functions::handlers;
 use countersign_provider::sandbox::SandboxProvider;
-use countersign_provider::ProviderRegistry;
+use countersign_provider::sandbox::{SandboxCall, SandboxClient};
+use countersign_provider::Providers;
 use countersign_service::callbacks::RecordingQueue;
-use countersign_service::dispatcher::{Dispatcher, ProviderAction, SandboxClient};
+use countersign_service::dispatcher::Dispatcher;
+use countersign_service::documents::MemoryDocuments;
 use countersign_service::outbox::{EventBatchSender, SinkError};
 use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store::{HistoryRead, MemoryStore};
@@ -196,7 +198,15 @@ async fn the_dispatch_batch_sends_the_envelope_and_invites_the_first_group() {
     let world = World::new();
     let id = world.agreement(true).await;
     let sandbox = Arc::new(SandboxClient::recording());
-    let dispatcher = Dispatcher::new(world.store.clone(), sandbox.clone(), None);
+    let mut providers = Providers::new();
+    providers.register_client(sandbox.clone());
+    let dispatcher = Dispatcher::new(
+        world.store.clone(),
+        providers,
+        Arc::new(MemoryDocuments::new()),
+        Arc::new(SystemClock),
+        RetryPolicy::default(),
+    );
     let mut batch: SqsEvent = serde_json::from_str(&fixture("sqs-dispatch.json", &id)).unwrap();
     let mut poison = batch.records[0].clone();
     poison.message_id = Some("poison".into());
@@ -210,16 +220,14 @@ async fn the_dispatch_batch_sends_the_envelope_and_invites_the_first_group() {
         .map(|f| f.item_identifier.as_str())
         .collect();
     assert_eq!(failed, ["poison"]);
-    let actions: Vec<ProviderAction> = sandbox
-        .calls()
-        .into_iter()
-        .map(|call| call.action)
-        .collect();
     assert_eq!(
-        actions,
+        sandbox.calls(),
         [
-            ProviderAction::SendEnvelope,
-            ProviderAction::Invite {
+            SandboxCall::Send {
+                agreement_id: id.clone()
+            },
+            SandboxCall::Invite {
+                agreement_id: id.clone(),
                 step: 1,
                 participant_ids: vec!["ada".into(), "bob".into()]
             }
@@ -266,8 +274,8 @@ async fn the_scheduled_sweep_expires_what_is_due_and_nothing_else() {
 }
 
 fn api(world: &World, queue: Arc<RecordingQueue>) -> Api<MemoryStore> {
-    let mut providers = ProviderRegistry::new();
-    providers.register(Box::new(SandboxProvider::new(vec![SECRET.to_vec()])));
+    let mut providers = Providers::new();
+    providers.register_verifier(Arc::new(SandboxProvider::new(vec![SECRET.to_vec()])));
     Api::new(
         world.agreements.clone(),
         queue,

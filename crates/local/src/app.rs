@@ -14,19 +14,20 @@ use tokio::sync::Notify;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_aws::StreamFeed;
 use countersign_domain::PublishedEvent;
-use countersign_provider::sandbox::SandboxProvider;
-use countersign_provider::ProviderRegistry;
-use countersign_service::dispatcher::{
-    DispatchEvent, Dispatcher, SandboxClient, DISPATCHED_EVENT_TYPES,
-};
+use countersign_provider::{Providers, ProvidersSetup, ZignedSetup};
+use countersign_service::dispatcher::{DispatchEvent, Dispatcher, DISPATCHED_EVENT_TYPES};
+use countersign_service::documents::DocumentSource;
 use countersign_service::outbox::{event_json, EventSink, OutboxRelay, SinkError};
 use countersign_service::{
     AgreementService, CallbackProcessor, Clock, RetryPolicy, Sweeper, SystemClock,
 };
-use countersign_store::{AgreementGet, CallbackInbox, MemoryStore, Store};
+use countersign_store::{
+    AgreementCommit, AgreementGet, CallbackInbox, MemoryStore, ProviderProgressStore, Store,
+};
 use countersign_store_dynamodb::{create_table, DynamoStore};
 
 use crate::config::{LocalConfig, StoreChoice};
+use crate::documents::{FolderDocuments, LINK_PATH};
 use crate::http_server;
 use crate::inbox::{run_inbox_worker, InboxQueue};
 
@@ -35,24 +36,46 @@ const OUTBOX_POLL: Duration = Duration::from_millis(50);
 const SWEEP_PAGE: usize = 100;
 
 /// Prints each event as one JSON line, as EventBridge would carry it, then hands the ones the
-/// provider acts on to the dispatcher, as the bus's rule does on AWS (the sandbox provider only
-/// logs what it is asked; live agreements have no provider here and say so in the log).
+/// provider acts on to the dispatcher, as the bus's rule does on AWS. Each dispatch runs on its
+/// own task, retried with backoff while it is retryable, so a slow provider never holds up the
+/// events.
 struct StdoutSink<S: ?Sized> {
     bus: String,
-    dispatcher: Dispatcher<S>,
+    dispatcher: Arc<Dispatcher<S>>,
 }
 
-impl<S: AgreementGet + ?Sized> StdoutSink<S> {
-    fn new(bus: String, store: Arc<S>) -> Self {
-        StdoutSink {
-            bus,
-            dispatcher: Dispatcher::new(store, Arc::new(SandboxClient::logging()), None),
+/// Attempts at one dispatch (1 s, 2 s, 4 s ... up to a minute apart: about 10 minutes in all).
+const DISPATCH_ATTEMPTS: u32 = 14;
+
+async fn dispatch_with_retries<S>(dispatcher: &Dispatcher<S>, event: DispatchEvent)
+where
+    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
+{
+    let agreement_id = event.detail.agreement_id.clone();
+    for attempt in 1..=DISPATCH_ATTEMPTS {
+        match dispatcher.dispatch(&event).await {
+            Ok(outcome) => {
+                tracing::info!(%agreement_id, detail_type = %event.detail_type, ?outcome, "dispatched");
+                return;
+            }
+            Err(error) if attempt < DISPATCH_ATTEMPTS => {
+                let wait =
+                    Duration::from_secs(1u64 << (attempt - 1).min(6)).min(Duration::from_secs(60));
+                tracing::warn!(%agreement_id, detail_type = %event.detail_type, %error, attempt, "dispatch failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(error) => {
+                tracing::error!(%agreement_id, detail_type = %event.detail_type, %error, "dispatch failed for good");
+            }
         }
     }
 }
 
 #[async_trait]
-impl<S: AgreementGet + ?Sized + 'static> EventSink for StdoutSink<S> {
+impl<S> EventSink for StdoutSink<S>
+where
+    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
+{
     async fn publish(&self, events: &[PublishedEvent]) -> Result<(), SinkError> {
         let lines: Vec<serde_json::Value> = events
             .iter()
@@ -75,17 +98,32 @@ impl<S: AgreementGet + ?Sized + 'static> EventSink for StdoutSink<S> {
             let Ok(dispatch_event) = serde_json::from_value::<DispatchEvent>(line) else {
                 continue;
             };
-            match self.dispatcher.dispatch(&dispatch_event).await {
-                Ok(outcome) => {
-                    tracing::info!(agreement_id = %event.detail.agreement_id, ?outcome, "dispatched")
-                }
-                Err(error) => {
-                    tracing::warn!(agreement_id = %event.detail.agreement_id, %error, "not dispatched")
-                }
-            }
+            let dispatcher = self.dispatcher.clone();
+            tokio::spawn(async move { dispatch_with_retries(&dispatcher, dispatch_event).await });
         }
         Ok(())
     }
+}
+
+/// What every store shares: where the process listens, its documents, its providers.
+struct Shared {
+    listener: TcpListener,
+    documents: Arc<FolderDocuments>,
+    providers: Providers,
+    clock: Arc<dyn Clock>,
+}
+
+fn dispatcher<S>(shared: &Shared, store: Arc<S>) -> Arc<Dispatcher<S>>
+where
+    S: AgreementGet + AgreementCommit + ProviderProgressStore + 'static,
+{
+    Arc::new(Dispatcher::new(
+        store,
+        shared.providers.clone(),
+        shared.documents.clone() as Arc<dyn DocumentSource>,
+        shared.clock.clone(),
+        RetryPolicy::default(),
+    ))
 }
 
 /// Runs until `shutdown` resolves, on the store the configuration names.
@@ -93,10 +131,44 @@ pub async fn run(
     config: LocalConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = TcpListener::bind(config.addr).await?;
+    let address = listener.local_addr()?;
+    let documents = Arc::new(
+        FolderDocuments::open(&config.documents_dir, format!("http://{address}")).map_err(
+            |error| {
+                std::io::Error::other(format!(
+                    "COUNTERSIGN_DOCUMENTS_DIR {}: {error}",
+                    config.documents_dir.display()
+                ))
+            },
+        )?,
+    );
+    // Off, the sandbox provider has no webhook: `POST /v1/callbacks/sandbox` is 404 like every
+    // other sandbox route, and its secret verifies nothing.
+    let providers = Providers::from_setup(ProvidersSetup {
+        sandbox_webhook_secrets: config
+            .sandbox_enabled
+            .then(|| config.webhook_secrets.clone()),
+        zigned: ZignedSetup {
+            webhook_secrets: config.zigned.webhook_secrets.clone(),
+            client: config.zigned.client.clone(),
+        },
+    })
+    .map_err(std::io::Error::other)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let shared = Shared {
+        listener,
+        documents,
+        providers,
+        clock,
+    };
     match config.store.clone() {
         StoreChoice::Memory => {
             let store = Arc::new(MemoryStore::new());
-            let sink = Arc::new(StdoutSink::new(config.event_bus.clone(), store.clone()));
+            let sink = Arc::new(StdoutSink {
+                bus: config.event_bus.clone(),
+                dispatcher: dispatcher(&shared, store.clone()),
+            });
             let mut relay = OutboxRelay::new(store.clone(), sink, 100);
             tokio::spawn(async move {
                 loop {
@@ -107,7 +179,7 @@ pub async fn run(
                 }
             });
             let description = "memory (embedded; state is lost on exit)".to_owned();
-            serve(config, store, description, shutdown).await
+            serve(config, shared, store, description, shutdown).await
         }
         StoreChoice::DynamoDb {
             table,
@@ -119,7 +191,10 @@ pub async fn run(
                 ensure_table(&dynamodb, &table).await?;
             }
             let store = Arc::new(DynamoStore::new(dynamodb.clone(), table.clone()));
-            let sink = StdoutSink::new(config.event_bus.clone(), store.clone());
+            let sink = StdoutSink {
+                bus: config.event_bus.clone(),
+                dispatcher: dispatcher(&shared, store.clone()),
+            };
             let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
             let mut feed = StreamFeed::open(&dynamodb, streams, &table, true)
                 .await
@@ -150,13 +225,7 @@ pub async fn run(
                 .unwrap_or("the environment's AWS endpoint")
                 .to_owned();
             let description = format!("dynamodb (table {table} at {endpoint})");
-            serve(
-                config,
-                Arc::new(DynamoStore::new(dynamodb, table)),
-                description,
-                shutdown,
-            )
-            .await
+            serve(config, shared, store, description, shutdown).await
         }
     }
 }
@@ -185,27 +254,29 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> std::io
     }
 }
 
-async fn serve<S: Store + CallbackInbox + 'static>(
+async fn serve<S: Store + CallbackInbox + ProviderProgressStore + 'static>(
     config: LocalConfig,
+    shared: Shared,
     store: Arc<S>,
     store_description: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let Shared {
+        listener,
+        documents,
+        providers,
+        clock,
+    } = shared;
     let retry = RetryPolicy::default();
-    let agreements = Arc::new(AgreementService::new(
-        store.clone(),
-        clock.clone(),
-        config.rules.clone(),
-        retry,
-    ));
+    let agreements = Arc::new(
+        AgreementService::new(store.clone(), clock.clone(), config.rules.clone(), retry)
+            .with_sending_providers(providers.client_names()),
+    );
 
-    let processor = Arc::new(CallbackProcessor::new(
-        store.clone(),
-        clock.clone(),
-        config.rules,
-        retry,
-    ));
+    let processor = Arc::new(
+        CallbackProcessor::new(store.clone(), clock.clone(), config.rules, retry)
+            .with_signed_documents(providers.clone(), documents.clone()),
+    );
     let wake = Arc::new(Notify::new());
     let queue = InboxQueue::new(store.clone(), clock.clone(), wake.clone());
     tokio::spawn(run_inbox_worker(
@@ -233,30 +304,26 @@ async fn serve<S: Store + CallbackInbox + 'static>(
         }
     });
 
-    // Off, the sandbox provider does not exist: `POST /v1/callbacks/sandbox` is 404 like every
-    // other sandbox route, and its secret verifies nothing.
-    let mut providers = ProviderRegistry::new();
-    if config.sandbox_enabled {
-        providers.register(Box::new(SandboxProvider::new(
-            config.webhook_secrets.clone(),
-        )));
-    }
     let signing_secret = config.webhook_secrets.first().cloned().unwrap_or_default();
-    let api = Arc::new(Api::new(
-        agreements,
-        Arc::new(queue),
-        Arc::new(providers),
-        Arc::new(config.api_keys),
-        ApiConfig {
-            service_hours: config.service_hours,
-            sandbox: SandboxSettings {
-                enabled: config.sandbox_enabled,
-                signing_secret,
+    let webhooks: Vec<String> = providers.verifier_names().map(str::to_owned).collect();
+    let senders: Vec<String> = providers.client_names().map(str::to_owned).collect();
+    let api = Arc::new(
+        Api::new(
+            agreements,
+            Arc::new(queue),
+            Arc::new(providers),
+            Arc::new(config.api_keys),
+            ApiConfig {
+                service_hours: config.service_hours,
+                sandbox: SandboxSettings {
+                    enabled: config.sandbox_enabled,
+                    signing_secret,
+                },
             },
-        },
-    ));
+        )
+        .with_signed_documents(documents.clone()),
+    );
 
-    let listener = TcpListener::bind(config.addr).await?;
     let address = listener.local_addr()?;
     tracing::info!(
         url = %format!("http://{address}/v1"),
@@ -267,6 +334,9 @@ async fn serve<S: Store + CallbackInbox + 'static>(
             "Authorization: Bearer <a key of COUNTERSIGN_API_KEYS>"
         },
         sandbox = config.sandbox_enabled,
+        webhooks = ?webhooks,
+        providers = ?senders,
+        documents = %config.documents_dir.display(),
         "countersign-local listening"
     );
     // A plain line too, for people and scripts that wait for the server to be up.
@@ -274,9 +344,18 @@ async fn serve<S: Store + CallbackInbox + 'static>(
 
     http_server::serve(
         listener,
-        move |request| {
+        move |request: lambda_http::Request| {
             let api = api.clone();
-            async move { api.handle(request).await }
+            let documents = documents.clone();
+            let clock = clock.clone();
+            async move {
+                // Signed-document links are this process's own, outside the API.
+                if request.uri().path().starts_with(LINK_PATH) {
+                    documents.serve(&request, clock.now()).await
+                } else {
+                    api.handle(request).await
+                }
+            }
         },
         shutdown,
     )

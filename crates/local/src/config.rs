@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use countersign_api::auth::ApiKeys;
 use countersign_api::service_hours::ServiceHours;
-use countersign_domain::Rules;
+use countersign_domain::{ProviderRouting, Rules};
+use countersign_provider::zigned::{ZignedConfig, DEFAULT_API_URL, DEFAULT_TOKEN_URL};
+use secrecy::SecretString;
+use std::path::PathBuf;
 
 /// The documented development default: `Authorization: Bearer dev-key` is tenant `dev-tenant`.
 pub const DEFAULT_API_KEYS: &str = "dev-key=dev-tenant";
@@ -25,6 +28,16 @@ pub struct LocalConfig {
     pub callback_max_receives: u32,
     pub event_bus: String,
     pub store: StoreChoice,
+    /// Where `file://` documents are read from and signed documents are kept.
+    pub documents_dir: PathBuf,
+    pub zigned: ZignedSettings,
+}
+
+/// Zigned, when configured (SPEC section 9): the client when both credentials are set, the
+/// callback route when webhook secrets are.
+pub struct ZignedSettings {
+    pub client: Option<ZignedConfig>,
+    pub webhook_secrets: Vec<Vec<u8>>,
 }
 
 /// Where `countersign-local` keeps its state.
@@ -89,7 +102,93 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "countersign",
         "bus name printed with each event",
     ),
+    (
+        "COUNTERSIGN_DOCUMENTS_DIR",
+        "countersign-documents",
+        "folder of the file:// documents sent to providers; signed documents are kept in its `signed/`",
+    ),
+    (
+        "COUNTERSIGN_TEST_MODE_PROVIDER",
+        "sandbox",
+        "provider of test_mode agreements: sandbox, or zigned (Zigned's test client)",
+    ),
+    (
+        "COUNTERSIGN_ZIGNED_API_URL",
+        DEFAULT_API_URL,
+        "Zigned's REST API v3",
+    ),
+    (
+        "COUNTERSIGN_ZIGNED_TOKEN_URL",
+        DEFAULT_TOKEN_URL,
+        "Zigned's OAuth 2.0 token endpoint",
+    ),
+    (
+        "COUNTERSIGN_ZIGNED_CLIENT_ID",
+        "(unset: Zigned not configured)",
+        "Zigned OAuth client id (with the secret: live agreements are sent to Zigned)",
+    ),
+    (
+        "COUNTERSIGN_ZIGNED_CLIENT_SECRET",
+        "(unset)",
+        "Zigned OAuth client secret; never logged",
+    ),
+    (
+        "COUNTERSIGN_ZIGNED_WEBHOOK_SECRETS",
+        "(unset: no Zigned callbacks)",
+        "Zigned webhook secrets, comma-separated, newest first (rotation)",
+    ),
 ];
+
+fn secrets_list(value: &str) -> Vec<Vec<u8>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .map(|secret| secret.as_bytes().to_vec())
+        .collect()
+}
+
+fn zigned_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    loopback: bool,
+) -> Result<ZignedSettings, String> {
+    let set = |name: &str| get(name).filter(|value| !value.trim().is_empty());
+    let client = match (
+        set("COUNTERSIGN_ZIGNED_CLIENT_ID"),
+        set("COUNTERSIGN_ZIGNED_CLIENT_SECRET"),
+    ) {
+        (None, None) => None,
+        (Some(id), Some(secret)) => Some(
+            ZignedConfig::new(id.trim(), SecretString::from(secret.trim().to_owned())).with_urls(
+                set("COUNTERSIGN_ZIGNED_API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
+                set("COUNTERSIGN_ZIGNED_TOKEN_URL").unwrap_or_else(|| DEFAULT_TOKEN_URL.to_owned()),
+            ),
+        ),
+        (Some(_), None) => {
+            return Err(
+                "COUNTERSIGN_ZIGNED_CLIENT_SECRET: needed with COUNTERSIGN_ZIGNED_CLIENT_ID"
+                    .to_owned(),
+            )
+        }
+        (None, Some(_)) => {
+            return Err(
+                "COUNTERSIGN_ZIGNED_CLIENT_ID: needed with COUNTERSIGN_ZIGNED_CLIENT_SECRET"
+                    .to_owned(),
+            )
+        }
+    };
+    let webhook_secrets = set("COUNTERSIGN_ZIGNED_WEBHOOK_SECRETS")
+        .map(|value| secrets_list(&value))
+        .unwrap_or_default();
+    if !loopback && !webhook_secrets.is_empty() {
+        countersign_provider::sandbox::check_deployment_secrets(&webhook_secrets)
+            .map_err(|error| format!("COUNTERSIGN_ZIGNED_WEBHOOK_SECRETS: {error}"))?;
+    }
+    Ok(ZignedSettings {
+        client,
+        webhook_secrets,
+    })
+}
 
 impl LocalConfig {
     pub fn from_env() -> Result<Self, String> {
@@ -103,13 +202,10 @@ impl LocalConfig {
         let api_keys_are_default = keys_spec.is_none();
         let api_keys = ApiKeys::parse(keys_spec.as_deref().unwrap_or(DEFAULT_API_KEYS))
             .map_err(|error| format!("COUNTERSIGN_API_KEYS: {error}"))?;
-        let webhook_secrets: Vec<Vec<u8>> = get("COUNTERSIGN_WEBHOOK_SECRETS")
-            .unwrap_or_else(|| DEFAULT_WEBHOOK_SECRET.to_owned())
-            .split(',')
-            .map(str::trim)
-            .filter(|secret| !secret.is_empty())
-            .map(|secret| secret.as_bytes().to_vec())
-            .collect();
+        let webhook_secrets = secrets_list(
+            &get("COUNTERSIGN_WEBHOOK_SECRETS")
+                .unwrap_or_else(|| DEFAULT_WEBHOOK_SECRET.to_owned()),
+        );
         if webhook_secrets.is_empty() {
             return Err("COUNTERSIGN_WEBHOOK_SECRETS: at least one secret".to_owned());
         }
@@ -152,6 +248,24 @@ impl LocalConfig {
             return Err("COUNTERSIGN_SWEEP_INTERVAL_SECS: more than 0, at most 86400".to_owned());
         }
         let callback_max_receives: u32 = parse_or(&get, "COUNTERSIGN_CALLBACK_MAX_RECEIVES", 5)?;
+        let zigned = zigned_settings(&get, host.is_loopback())?;
+        let test_mode_provider = match get("COUNTERSIGN_TEST_MODE_PROVIDER").as_deref().map(str::trim) {
+            None | Some("" | "sandbox") => countersign_provider::sandbox::PROVIDER_NAME,
+            Some("zigned") if zigned.client.is_some() => countersign_provider::zigned::PROVIDER_NAME,
+            Some("zigned") => {
+                return Err("COUNTERSIGN_TEST_MODE_PROVIDER: `zigned` needs COUNTERSIGN_ZIGNED_CLIENT_ID and COUNTERSIGN_ZIGNED_CLIENT_SECRET (Zigned's test client)".to_owned())
+            }
+            Some(other) => {
+                return Err(format!(
+                    "COUNTERSIGN_TEST_MODE_PROVIDER: `{other}` is not sandbox or zigned"
+                ))
+            }
+        };
+        let documents_dir = PathBuf::from(
+            get("COUNTERSIGN_DOCUMENTS_DIR")
+                .filter(|dir| !dir.trim().is_empty())
+                .unwrap_or_else(|| "countersign-documents".to_owned()),
+        );
         Ok(LocalConfig {
             addr: SocketAddr::new(host, port),
             api_keys,
@@ -162,12 +276,17 @@ impl LocalConfig {
             rules: Rules {
                 identity_check_attempts,
                 default_expires_in_days,
-                ..Rules::default()
+                providers: ProviderRouting {
+                    test_mode: test_mode_provider.to_owned(),
+                    live: countersign_provider::zigned::PROVIDER_NAME.to_owned(),
+                },
             },
             sweep_interval: Duration::from_secs_f64(sweep_secs),
             callback_max_receives: callback_max_receives.max(1),
             event_bus: get("COUNTERSIGN_EVENT_BUS").unwrap_or_else(|| "countersign".to_owned()),
             store: store_choice(&get)?,
+            documents_dir,
+            zigned,
         })
     }
 }
@@ -285,6 +404,10 @@ mod tests {
             ("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0"),
             ("COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS", "0"),
             ("COUNTERSIGN_STORE", "postgres"),
+            ("COUNTERSIGN_TEST_MODE_PROVIDER", "docusign"),
+            ("COUNTERSIGN_TEST_MODE_PROVIDER", "zigned"),
+            ("COUNTERSIGN_ZIGNED_CLIENT_ID", "only-the-id"),
+            ("COUNTERSIGN_ZIGNED_CLIENT_SECRET", "only-the-secret"),
         ] {
             let error = config(&[(name, value)]).err().unwrap_or_default();
             assert!(error.starts_with(name), "{name}={value}: {error}");
@@ -311,6 +434,35 @@ mod tests {
             vec![b"new".to_vec(), b"old".to_vec()]
         );
         assert_eq!(config.sweep_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn zigned_is_configured_by_its_credentials_and_never_shows_the_secret() {
+        let config = config(&[]).unwrap();
+        assert!(config.zigned.client.is_none() && config.zigned.webhook_secrets.is_empty());
+        let config = self::config(&[
+            ("COUNTERSIGN_ZIGNED_CLIENT_ID", "client-1"),
+            ("COUNTERSIGN_ZIGNED_CLIENT_SECRET", "oauth-secret-value"),
+            ("COUNTERSIGN_ZIGNED_API_URL", "http://127.0.0.1:4010"),
+            (
+                "COUNTERSIGN_ZIGNED_WEBHOOK_SECRETS",
+                "new-secret, old-secret",
+            ),
+            ("COUNTERSIGN_TEST_MODE_PROVIDER", "zigned"),
+            ("COUNTERSIGN_DOCUMENTS_DIR", "/srv/documents"),
+        ])
+        .unwrap();
+        let client = config.zigned.client.as_ref().unwrap();
+        assert_eq!(client.api_url, "http://127.0.0.1:4010");
+        assert_eq!(client.token_url, DEFAULT_TOKEN_URL);
+        assert!(!format!("{client:?}").contains("oauth-secret-value"));
+        assert_eq!(
+            config.zigned.webhook_secrets,
+            vec![b"new-secret".to_vec(), b"old-secret".to_vec()]
+        );
+        assert_eq!(config.rules.providers.test_mode, "zigned");
+        assert_eq!(config.rules.providers.live, "zigned");
+        assert_eq!(config.documents_dir, PathBuf::from("/srv/documents"));
     }
 
     #[test]

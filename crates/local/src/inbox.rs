@@ -11,8 +11,10 @@ use tokio::sync::Notify;
 
 use countersign_provider::VerifiedEvent;
 use countersign_service::callbacks::QueueError;
-use countersign_service::{CallbackProcessor, CallbackQueue, Clock, RetryPolicy};
-use countersign_store::{AgreementCommit, AgreementGet, CallbackInbox, InboxEvent};
+use countersign_service::{CallbackProcessor, CallbackQueue, Clock, RetryPolicy, ServiceError};
+use countersign_store::{
+    AgreementCommit, AgreementGet, CallbackInbox, InboxEvent, ProviderProgressStore,
+};
 
 /// How long a claim holds an event: longer than applying a batch with every retry usually takes
 /// (the retries below wait at most about 8 s in all), so no other worker takes it meanwhile; and
@@ -68,7 +70,7 @@ pub async fn run_inbox_worker<S>(
     wake: Arc<Notify>,
     max_receives: u32,
 ) where
-    S: CallbackInbox + AgreementGet + AgreementCommit + ?Sized,
+    S: CallbackInbox + AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
 {
     let backoff = RetryPolicy {
         max_attempts: max_receives,
@@ -101,7 +103,7 @@ async fn apply<S>(
     max_receives: u32,
     kept: InboxEvent,
 ) where
-    S: CallbackInbox + AgreementGet + AgreementCommit + ?Sized,
+    S: CallbackInbox + AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
 {
     let event: VerifiedEvent = match serde_json::from_str(&kept.payload) {
         Ok(event) => event,
@@ -118,11 +120,17 @@ async fn apply<S>(
         attempts += 1;
         match processor.process(&event).await {
             Ok(outcome) => {
-                tracing::info!(event_id = %event.event_id, agreement_id = %event.agreement_id, ?outcome, "provider event processed");
+                tracing::info!(event_id = %event.event_id, agreement = ?event.agreement, ?outcome, "provider event processed");
                 if let Err(error) = store.remove_inbox(&kept.provider, &kept.event_id).await {
                     // Claimed again later, it meets its provider-event mark: applied once.
                     tracing::warn!(event_id = %kept.event_id, %error, "an applied event stays in the inbox for now");
                 }
+                return;
+            }
+            Err(ServiceError::NotYet(why)) => {
+                // Early, not wrong: left in the inbox, claimed again once its hold runs out, and
+                // dead-lettered after `max_receives` claims like any other failure.
+                tracing::info!(event_id = %event.event_id, %why, receives = kept.receives, "provider event not applicable yet; it stays in the inbox");
                 return;
             }
             Err(error) if attempts < max_receives => {

@@ -3,6 +3,7 @@
 
 mod app;
 mod config;
+mod documents;
 mod http_server;
 mod inbox;
 

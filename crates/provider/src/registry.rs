@@ -1,4 +1,4 @@
-//! The providers the callback route knows, by the name in its path.
+//! The configured providers by name: the callback route's verifiers, the dispatcher's clients.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -6,6 +6,11 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 
+use std::sync::Arc;
+
+use crate::outbound::ProviderClient;
+use crate::sandbox::{SandboxClient, SandboxProvider};
+use crate::zigned::{ZignedClient, ZignedProvider, ZignedWebhook};
 use crate::{VerifiedEvent, WebhookError};
 
 /// One provider's webhook verification and payload mapping.
@@ -27,37 +32,91 @@ pub trait WebhookVerifier: Send + Sync {
     ) -> Result<VerifiedEvent, WebhookError>;
 }
 
-/// Verifiers by name.
+/// What to build the providers from: each part present is one adapter (or one half of it)
+/// registered. A function builds only what it uses (the callback function needs no OAuth
+/// client, the dispatcher no webhook secret).
 #[derive(Default)]
-pub struct ProviderRegistry {
-    verifiers: BTreeMap<String, Box<dyn WebhookVerifier>>,
+pub struct ProvidersSetup {
+    /// The sandbox's webhook secrets, newest first; `None` when the sandbox is off (its
+    /// callback route is then 404). Its outbound side, which sends nothing, is always there.
+    pub sandbox_webhook_secrets: Option<Vec<Vec<u8>>>,
+    pub zigned: ZignedSetup,
 }
 
-impl ProviderRegistry {
+/// Zigned's two halves; either may be absent.
+#[derive(Default)]
+pub struct ZignedSetup {
+    /// Webhook secrets, newest first (several during rotation); none: no Zigned callback route.
+    pub webhook_secrets: Vec<Vec<u8>>,
+    /// The REST API and OAuth client; `None`: Zigned is not configured to send.
+    pub client: Option<crate::zigned::ZignedConfig>,
+}
+
+/// The configured providers by name: webhook verifiers for `POST /v1/callbacks/{provider}`,
+/// clients for what the dispatcher asks. Cheap to share.
+#[derive(Default, Clone)]
+pub struct Providers {
+    verifiers: BTreeMap<String, Arc<dyn WebhookVerifier>>,
+    clients: BTreeMap<String, Arc<dyn ProviderClient>>,
+}
+
+impl Providers {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Every built-in provider the setup configures: the one place a provider is registered.
+    pub fn from_setup(setup: ProvidersSetup) -> Result<Self, String> {
+        let mut providers = Providers::new();
+        if let Some(secrets) = setup.sandbox_webhook_secrets {
+            providers.register_verifier(Arc::new(SandboxProvider::new(secrets)));
+        }
+        providers.register_client(Arc::new(SandboxClient::logging()));
+        if !setup.zigned.webhook_secrets.is_empty() {
+            providers.register_verifier(Arc::new(ZignedWebhook::new(setup.zigned.webhook_secrets)));
+        }
+        if let Some(config) = setup.zigned.client {
+            let client = ZignedClient::new(config).map_err(|error| error.to_string())?;
+            providers.register_client(Arc::new(ZignedProvider::new(client)));
+        }
+        Ok(providers)
+    }
+
     /// Adds a verifier under its own name, replacing any verifier registered under that name.
-    pub fn register(&mut self, verifier: Box<dyn WebhookVerifier>) {
+    pub fn register_verifier(&mut self, verifier: Arc<dyn WebhookVerifier>) {
         self.verifiers.insert(verifier.name().to_owned(), verifier);
     }
 
-    pub fn get(&self, name: &str) -> Option<&dyn WebhookVerifier> {
+    /// Adds a client under its own name, replacing any client registered under that name.
+    pub fn register_client(&mut self, client: Arc<dyn ProviderClient>) {
+        self.clients.insert(client.name().to_owned(), client);
+    }
+
+    pub fn verifier(&self, name: &str) -> Option<&dyn WebhookVerifier> {
         self.verifiers.get(name).map(|verifier| verifier.as_ref())
     }
 
-    /// Registered names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn client(&self, name: &str) -> Option<Arc<dyn ProviderClient>> {
+        self.clients.get(name).cloned()
+    }
+
+    /// Names with a webhook verifier, in order.
+    pub fn verifier_names(&self) -> impl Iterator<Item = &str> {
         self.verifiers.keys().map(String::as_str)
+    }
+
+    /// Names with a client, in order.
+    pub fn client_names(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
     }
 }
 
-// Verifiers hold secrets: show only their names.
-impl fmt::Debug for ProviderRegistry {
+// Verifiers and clients hold secrets: show only their names.
+impl fmt::Debug for Providers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderRegistry")
-            .field("providers", &self.names().collect::<Vec<_>>())
+        f.debug_struct("Providers")
+            .field("webhooks", &self.verifier_names().collect::<Vec<_>>())
+            .field("clients", &self.client_names().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -96,47 +155,86 @@ mod tests {
 
     #[test]
     fn looks_verifiers_up_by_name() {
-        let mut registry = ProviderRegistry::new();
-        registry.register(Box::new(Fixed {
+        let mut registry = Providers::new();
+        registry.register_verifier(Arc::new(Fixed {
             name: "sandbox",
             instance: "a",
         }));
-        registry.register(Box::new(Fixed {
+        registry.register_verifier(Arc::new(Fixed {
             name: "other",
             instance: "b",
         }));
 
-        let verifier = registry.get("sandbox").unwrap();
+        let verifier = registry.verifier("sandbox").unwrap();
         assert_eq!(verifier.name(), "sandbox");
-        assert!(registry.get("docusign").is_none());
-        assert!(registry.get("Sandbox").is_none());
-        assert_eq!(registry.names().collect::<Vec<_>>(), ["other", "sandbox"]);
+        assert!(registry.verifier("docusign").is_none());
+        assert!(registry.verifier("Sandbox").is_none());
+        assert_eq!(
+            registry.verifier_names().collect::<Vec<_>>(),
+            ["other", "sandbox"]
+        );
         assert_eq!(
             format!("{registry:?}"),
-            r#"ProviderRegistry { providers: ["other", "sandbox"] }"#
+            r#"Providers { webhooks: ["other", "sandbox"], clients: [] }"#
         );
     }
 
     #[test]
     fn registering_a_name_again_replaces_the_verifier() {
-        let mut registry = ProviderRegistry::new();
-        registry.register(Box::new(Fixed {
+        let mut registry = Providers::new();
+        registry.register_verifier(Arc::new(Fixed {
             name: "sandbox",
             instance: "first",
         }));
-        registry.register(Box::new(Fixed {
+        registry.register_verifier(Arc::new(Fixed {
             name: "sandbox",
             instance: "second",
         }));
-        assert_eq!(registry.names().count(), 1);
+        assert_eq!(registry.verifier_names().count(), 1);
         let error = registry
-            .get("sandbox")
+            .verifier("sandbox")
             .unwrap()
             .verify(&HeaderMap::new(), b"", Utc::now())
             .unwrap_err();
         assert_eq!(
             error,
             WebhookError::MalformedPayload(vec![PayloadProblem::of_body("second")])
+        );
+    }
+
+    #[test]
+    fn the_setup_registers_what_it_configures_and_nothing_else() {
+        let providers = Providers::from_setup(ProvidersSetup::default()).unwrap();
+        assert_eq!(providers.verifier_names().count(), 0);
+        assert_eq!(providers.client_names().collect::<Vec<_>>(), ["sandbox"]);
+
+        let providers = Providers::from_setup(ProvidersSetup {
+            sandbox_webhook_secrets: Some(vec![b"a-sandbox-secret-of-length".to_vec()]),
+            zigned: ZignedSetup {
+                webhook_secrets: vec![b"a-zigned-secret-of-length".to_vec()],
+                client: Some(crate::zigned::ZignedConfig::new(
+                    "client",
+                    secrecy::SecretString::from("client-secret-value"),
+                )),
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            providers.verifier_names().collect::<Vec<_>>(),
+            ["sandbox", "zigned"]
+        );
+        assert_eq!(
+            providers.client_names().collect::<Vec<_>>(),
+            ["sandbox", "zigned"]
+        );
+        assert_eq!(
+            providers.verifier("zigned").unwrap().signature_header(),
+            "x-zigned-request-signature"
+        );
+        let shown = format!("{providers:?}");
+        assert!(
+            !shown.contains("secret-value") && !shown.contains("of-length"),
+            "{shown}"
         );
     }
 }

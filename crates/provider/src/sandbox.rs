@@ -3,6 +3,7 @@
 //!
 //! `Countersign-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 
+mod client;
 mod event;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use crate::signature::v1_tag;
 use crate::signature::SignatureCheck;
 use crate::{VerifiedEvent, WebhookError, WebhookVerifier};
 
+pub use client::{SandboxCall, SandboxClient};
 pub use event::{event_type, signed_event_body, SandboxEvent, SandboxEventData};
 
 /// The provider's name in `POST /v1/callbacks/{provider}`, and the provider of record of the
@@ -203,8 +205,12 @@ mod tests {
                 provider: "sandbox".to_owned(),
                 event_id: "evt_42".to_owned(),
                 event_type: "participant.signed".to_owned(),
-                agreement_id: "agr_7".to_owned(),
-                participant_id: Some("par_3".to_owned()),
+                kind: crate::EventKind::ParticipantSigned,
+                agreement: Some(crate::AgreementRef::Id("agr_7".to_owned())),
+                participant: crate::ParticipantRef {
+                    id: Some("par_3".to_owned()),
+                    ..Default::default()
+                },
                 signed_document: None,
                 occurred_at: "2026-11-22T09:59:58Z".parse().unwrap(),
             }
@@ -397,7 +403,13 @@ mod tests {
         let body = r#"{"id":"evt_9","type":"participant.viewed","created_at":"2026-11-22T10:00:00Z","data":{"agreement_id":"agr_7"}}"#;
         let event = verify(&provider(), &signed(SECRET, now(), body), body).unwrap();
         assert_eq!(event.event_type, "participant.viewed");
-        assert_eq!(event.participant_id, None);
+        assert_eq!(
+            event.kind,
+            crate::EventKind::Ignored {
+                reason: "unknown event type `participant.viewed`".to_owned()
+            }
+        );
+        assert_eq!(event.participant, crate::ParticipantRef::default());
     }
 
     #[test]
@@ -417,6 +429,7 @@ mod tests {
         let body = String::from_utf8(signed_event_body(&event)).unwrap();
         let verified = verify(&provider(), &signed(SECRET, now(), &body), &body).unwrap();
         assert_eq!(verified.event_type, "agreement.signed_document");
+        assert_eq!(verified.kind, crate::EventKind::SignedDocument);
         assert_eq!(
             verified.signed_document,
             Some(serde_json::json!({"file_id": "fil_1", "content_type": "application/pdf"}))
@@ -512,6 +525,8 @@ mod tests {
             let headers = headers(&sign(SECRET, sent_at, &body));
             let now = DateTime::from_timestamp(sent_at, 0).unwrap();
             let verified = provider().verify(&headers, &body, now).unwrap();
+            let ignored = matches!(verified.kind, crate::EventKind::Ignored { .. });
+            prop_assert!(!ignored);
             prop_assert_eq!(verified, event.into_verified("sandbox"));
         }
     }

@@ -15,14 +15,17 @@ mod error;
 mod http;
 mod outbound;
 mod progress;
+mod provider;
 mod token;
 mod webhook;
 
+pub use crate::outbound::DocumentBytes;
 pub use config::{RetryPolicy, ZignedConfig, DEFAULT_API_URL, DEFAULT_TOKEN_URL};
 pub use error::ZignedError;
 pub use http::ResponseObserver;
-pub use outbound::{zigned_locale, DocumentBytes, SendStep, ZignedClient};
+pub use outbound::{zigned_locale, SendStep, ZignedClient};
 pub use progress::{SendProgress, StaleObjects, UploadedFile};
+pub use provider::ZignedProvider;
 pub use webhook::{
     sign, ZignedEvent, ZignedEventKind, ZignedWebhook, DEFAULT_TOLERANCE, SIGNATURE_HEADER,
 };

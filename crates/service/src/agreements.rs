@@ -1,12 +1,13 @@
 //! The consumer-facing operations: create, read, list, edit, lifecycle, sandbox expiry. Every
 //! change is read → decide (domain) → one guarded commit, retried on conflict.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use countersign_domain::{
     Agreement, AgreementInput, Decision, DomainError, HistoryEntry, LifecycleRequest, Rules,
-    Transition,
+    Status, Transition,
 };
 use countersign_store::{
     Commit, CommitError, IdempotencyRecord, ListPage, ListQuery, Revision, Store,
@@ -57,6 +58,8 @@ pub struct AgreementService<S: ?Sized> {
     clock: Arc<dyn Clock>,
     rules: Rules,
     retry: RetryPolicy,
+    /// The providers configured to send; `None`: not checked (handler tests).
+    sending_providers: Option<BTreeSet<String>>,
 }
 
 impl<S: Store + ?Sized> AgreementService<S> {
@@ -66,7 +69,15 @@ impl<S: Store + ?Sized> AgreementService<S> {
             clock,
             rules,
             retry,
+            sending_providers: None,
         }
+    }
+
+    /// Only agreements whose provider is among `names` may be sent (`pending`); the others are
+    /// refused with `PROVIDER_NOT_CONFIGURED` and nothing changes.
+    pub fn with_sending_providers<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        self.sending_providers = Some(names.into_iter().map(str::to_owned).collect());
+        self
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -162,6 +173,17 @@ impl<S: Store + ?Sized> AgreementService<S> {
         idempotency: Option<&IdempotencyIntent<'_>>,
     ) -> Result<Agreement, ServiceError> {
         self.change(tenant, id, if_match, idempotency, |agreement, now| {
+            let sends = request == LifecycleRequest::Pending
+                && matches!(agreement.status, Status::Draft | Status::Open);
+            let configured = self
+                .sending_providers
+                .as_ref()
+                .is_none_or(|names| names.contains(&agreement.provider.name));
+            if sends && !configured {
+                return Err(ServiceError::ProviderNotConfigured {
+                    provider: agreement.provider.name.clone(),
+                });
+            }
             Ok(agreement.decide_lifecycle(request.clone(), now)?)
         })
         .await

@@ -1,114 +1,42 @@
-//! The provider dispatcher: published events that ask something of the e-signature provider
-//! (send the envelope, invite the next signing group, withdraw it on reopening, cancel it) become
-//! calls of a [`ProviderClient`]. Test-mode agreements go to the sandbox client, whose calls
-//! never leave the system.
+//! The provider dispatcher (SPEC section 9): published events that ask something of the
+//! agreement's provider become calls of its [`ProviderClient`], picked by `provider.name`.
+//! Every call may be repeated (a redelivered message, a function that died halfway): adapters
+//! resume from their progress in the store, and what the dispatcher commits is decided again
+//! from the agreement as it is then.
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use countersign_domain::{Agreement, EntryType};
-use countersign_store::{AgreementGet, StoreError};
+use chrono::DateTime;
+use chrono::Utc;
+use countersign_domain::{Agreement, EntryType, Status};
+use countersign_provider::{
+    DocumentBytes, OutboundError, ProgressLog, ProviderClient, Providers, StoredProgress,
+};
+use countersign_store::{
+    AgreementCommit, AgreementGet, CommitError, ProviderProgress, ProviderProgressStore, StoreError,
+};
 use serde::Deserialize;
 use thiserror::Error;
 
-/// What the provider is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderAction {
-    /// Create and send the envelope (documents, participants, signing order).
-    SendEnvelope,
-    /// Release the invitations of one signing step to these participants.
-    Invite {
-        step: u32,
-        participant_ids: Vec<String>,
-    },
-    /// Withdraw the sent envelope: the agreement was reopened.
-    Withdraw,
-    /// Cancel the sent envelope: the agreement was cancelled after it was sent.
-    Cancel,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderRequest {
-    pub agreement_id: String,
-    pub tenant: String,
-    pub action: ProviderAction,
-    /// The same for every redelivery of the event: the provider can drop repeats.
-    pub idempotency_key: String,
-}
+use crate::clock::Clock;
+use crate::commit::{read_decide_commit, Applied};
+use crate::documents::{read_checked, DocumentError, DocumentSource};
+use crate::error::ServiceError;
+use crate::retry::RetryPolicy;
 
 #[derive(Debug, Error)]
 pub enum DispatchError {
-    #[error("no e-signature provider is configured for live agreements")]
-    NoLiveProvider,
-    #[error("the provider refused or failed: {0}")]
-    Provider(String),
+    /// Worth another delivery: the provider or the store was unavailable, another dispatch moved
+    /// the progress, or this deployment cannot reach the provider (yet).
+    #[error("{0}")]
+    Retryable(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Service(#[from] ServiceError),
 }
 
-#[async_trait]
-pub trait ProviderClient: Send + Sync {
-    fn name(&self) -> &str;
-    async fn dispatch(
-        &self,
-        agreement: &Agreement,
-        request: &ProviderRequest,
-    ) -> Result<(), DispatchError>;
-}
-
-/// The sandbox provider's outbound side: nothing leaves the system. It logs each call; a
-/// recording one also keeps them, so tests can see what a real provider would have been asked.
-pub struct SandboxClient {
-    recorded: Option<Mutex<Vec<ProviderRequest>>>,
-}
-
-impl SandboxClient {
-    /// Logs only: what a long-running function uses.
-    pub fn logging() -> Self {
-        SandboxClient { recorded: None }
-    }
-
-    pub fn recording() -> Self {
-        SandboxClient {
-            recorded: Some(Mutex::new(Vec::new())),
-        }
-    }
-
-    /// What a recording client was asked, in order.
-    pub fn calls(&self) -> Vec<ProviderRequest> {
-        self.recorded.as_ref().map_or_else(Vec::new, |calls| {
-            calls
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone()
-        })
-    }
-}
-
-#[async_trait]
-impl ProviderClient for SandboxClient {
-    fn name(&self) -> &str {
-        "sandbox"
-    }
-
-    async fn dispatch(
-        &self,
-        _agreement: &Agreement,
-        request: &ProviderRequest,
-    ) -> Result<(), DispatchError> {
-        tracing::info!(
-            agreement_id = %request.agreement_id,
-            action = ?request.action,
-            key = %request.idempotency_key,
-            "sandbox provider: call recorded, nothing sent"
-        );
-        if let Some(calls) = &self.recorded {
-            calls
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(request.clone());
-        }
-        Ok(())
+impl From<StoreError> for DispatchError {
+    fn from(error: StoreError) -> Self {
+        DispatchError::Service(error.into())
     }
 }
 
@@ -131,12 +59,20 @@ pub struct DispatchEventDetail {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
+    /// The provider did what was asked (`send`, `invite`, `reopen`, `cancel`).
     Dispatched {
         provider: String,
-        action: ProviderAction,
+        action: &'static str,
     },
-    /// Nothing to ask of the provider (an event type it does not act on, a cancellation of an
-    /// envelope never sent, an invitation overtaken by a reopening).
+    /// The round is at the provider and its delivery is recorded (`AgreementDeliveredToProvider`).
+    Delivered { provider: String, version: u64 },
+    /// The round could not be delivered and retrying would not help: the agreement failed.
+    Failed { reason: String },
+    /// The provider refused a reopen or a cancel of an agreement countersign already moved on:
+    /// logged for an operator, nothing to retry.
+    Refused { provider: String, message: String },
+    /// Nothing to ask of the provider (an event it does not act on, a round overtaken by a
+    /// reopen, a cancellation of an envelope never sent).
     NothingToDo(&'static str),
     /// The agreement is gone or belongs to another tenant: acknowledged, never retried.
     UnknownAgreement,
@@ -150,27 +86,75 @@ pub const DISPATCHED_EVENT_TYPES: [EntryType; 4] = [
     EntryType::AgreementCancelled,
 ];
 
-pub struct Dispatcher<S: ?Sized> {
-    store: Arc<S>,
-    sandbox: Arc<dyn ProviderClient>,
-    live: Option<Arc<dyn ProviderClient>>,
+/// What a dispatched event asks.
+enum Ask {
+    Send,
+    Invite,
+    Reopen,
+    Cancel,
 }
 
-impl<S: AgreementGet + ?Sized> Dispatcher<S> {
+fn ask_of(detail_type: &str) -> Option<Ask> {
+    let entry_type = DISPATCHED_EVENT_TYPES
+        .into_iter()
+        .find(|entry_type| entry_type.as_str() == detail_type)?;
+    match entry_type {
+        EntryType::AgreementSentForSignature => Some(Ask::Send),
+        EntryType::SigningGroupInvited => Some(Ask::Invite),
+        EntryType::AgreementReopened => Some(Ask::Reopen),
+        EntryType::AgreementCancelled => Some(Ask::Cancel),
+        EntryType::AgreementCreated
+        | EntryType::AgreementUpdated
+        | EntryType::ParticipantSigned
+        | EntryType::ParticipantRefused
+        | EntryType::ParticipantDeliveryFailed
+        | EntryType::ParticipantIdentityCheckFailed
+        | EntryType::CustomerJourneyStopped
+        | EntryType::AgreementFulfilled
+        | EntryType::AgreementRefused
+        | EntryType::AgreementExpired
+        | EntryType::AgreementFailed
+        | EntryType::AgreementDeliveredToProvider
+        | EntryType::SignedDocumentStored
+        | EntryType::ProviderEventIgnored => None,
+    }
+}
+
+pub struct Dispatcher<S: ?Sized> {
+    store: Arc<S>,
+    providers: Providers,
+    documents: Arc<dyn DocumentSource>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+}
+
+impl<S> Dispatcher<S>
+where
+    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
+{
     pub fn new(
         store: Arc<S>,
-        sandbox: Arc<dyn ProviderClient>,
-        live: Option<Arc<dyn ProviderClient>>,
+        providers: Providers,
+        documents: Arc<dyn DocumentSource>,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
     ) -> Self {
         Dispatcher {
             store,
-            sandbox,
-            live,
+            providers,
+            documents,
+            clock,
+            retry,
         }
     }
 
     pub async fn dispatch(&self, event: &DispatchEvent) -> Result<DispatchOutcome, DispatchError> {
         let detail = &event.detail;
+        let Some(ask) = ask_of(&event.detail_type) else {
+            return Ok(DispatchOutcome::NothingToDo(
+                "not an event the provider acts on",
+            ));
+        };
         let Some(agreement) = self
             .store
             .get_agreement(&detail.agreement_id)
@@ -180,54 +164,242 @@ impl<S: AgreementGet + ?Sized> Dispatcher<S> {
             tracing::warn!(agreement_id = %detail.agreement_id, "dispatch for an unknown agreement: acknowledged");
             return Ok(DispatchOutcome::UnknownAgreement);
         };
-        let action = match event.detail_type.as_str() {
-            "AgreementSentForSignature" => ProviderAction::SendEnvelope,
-            "SigningGroupInvited" => {
+        let Some(client) = self.providers.client(&agreement.provider.name) else {
+            return Err(DispatchError::Retryable(format!(
+                "provider `{}` is not configured here",
+                agreement.provider.name
+            )));
+        };
+        let log = StoreProgressLog::new(
+            self.store.clone(),
+            self.clock.clone(),
+            &agreement.id,
+            client.name(),
+        );
+        match ask {
+            Ask::Send => self.send(&agreement, client.as_ref(), &log).await,
+            Ask::Invite => {
                 let Some(step) = detail.signing_group else {
-                    return Err(DispatchError::Provider(
+                    return Err(DispatchError::Retryable(
                         "SigningGroupInvited without signing_group".to_owned(),
                     ));
                 };
-                // Reopened since: the invitation was withdrawn with the envelope.
-                if agreement.sent_at.is_none() {
+                // Reopened since: the invitation was withdrawn with the round.
+                if agreement.status != Status::Pending {
                     return Ok(DispatchOutcome::NothingToDo(
-                        "the agreement was reopened since",
+                        "the agreement is no longer pending",
                     ));
                 }
-                ProviderAction::Invite {
-                    step,
-                    participant_ids: agreement
-                        .participants_of_step(step)
-                        .map(|p| p.id.clone())
-                        .collect(),
+                client.invite(&agreement, step).await.map_err(retryable)?;
+                Ok(dispatched(client.as_ref(), "invite"))
+            }
+            Ask::Reopen => {
+                if agreement.status != Status::Open {
+                    // Sent again since (the send brings the provider in line itself), or ended.
+                    return Ok(DispatchOutcome::NothingToDo(
+                        "the agreement is no longer open",
+                    ));
+                }
+                match client.reopen(&agreement, &log).await {
+                    Ok(()) => Ok(dispatched(client.as_ref(), "reopen")),
+                    Err(error) => refused(client.as_ref(), &agreement, "reopen", error),
                 }
             }
-            "AgreementReopened" => ProviderAction::Withdraw,
-            "AgreementCancelled" if agreement.sent_at.is_some() => ProviderAction::Cancel,
-            "AgreementCancelled" => {
-                return Ok(DispatchOutcome::NothingToDo("the envelope was never sent"))
+            Ask::Cancel => {
+                if agreement.status != Status::Cancelled {
+                    return Ok(DispatchOutcome::NothingToDo(
+                        "the agreement is not cancelled",
+                    ));
+                }
+                match client.cancel(&agreement, &log).await {
+                    Ok(true) => Ok(dispatched(client.as_ref(), "cancel")),
+                    Ok(false) => Ok(DispatchOutcome::NothingToDo(
+                        "nothing was sent to the provider",
+                    )),
+                    Err(error) => refused(client.as_ref(), &agreement, "cancel", error),
+                }
             }
-            _ => {
-                return Ok(DispatchOutcome::NothingToDo(
-                    "not an event the provider acts on",
-                ))
-            }
+        }
+    }
+
+    /// The current round to the provider, its documents read and checked first; then its
+    /// delivery recorded, or the agreement failed when retrying cannot help.
+    async fn send(
+        &self,
+        agreement: &Agreement,
+        client: &dyn ProviderClient,
+        log: &StoreProgressLog<S>,
+    ) -> Result<DispatchOutcome, DispatchError> {
+        let (Status::Pending, Some(round)) = (agreement.status, agreement.sent_at) else {
+            return Ok(DispatchOutcome::NothingToDo(
+                "the agreement is no longer pending",
+            ));
         };
-        let client = if agreement.test_mode {
-            &self.sandbox
+        if agreement.delivered_round == Some(round) {
+            return Ok(DispatchOutcome::NothingToDo(
+                "this round is already delivered",
+            ));
+        }
+        let documents = if client.reads_documents() {
+            match read_checked(self.documents.as_ref(), agreement).await {
+                Ok(documents) => documents,
+                Err(DocumentError::Unreadable(reason)) => {
+                    return self.fail_round(agreement, round, reason).await
+                }
+                Err(DocumentError::Unavailable(reason)) => {
+                    return Err(DispatchError::Retryable(reason))
+                }
+            }
         } else {
-            self.live.as_ref().ok_or(DispatchError::NoLiveProvider)?
+            DocumentBytes::new()
         };
-        let request = ProviderRequest {
-            agreement_id: agreement.id.clone(),
-            tenant: agreement.tenant.clone(),
-            action: action.clone(),
-            idempotency_key: format!("{}:{}", agreement.id, detail.sequence),
+        let delivery = match client.send(agreement, &documents, log).await {
+            Ok(delivery) => delivery,
+            Err(OutboundError::Permanent(message)) => {
+                let reason = format!("the provider refused the agreement: {message}");
+                return self.fail_round(agreement, round, reason).await;
+            }
+            Err(OutboundError::Retryable(message)) => {
+                return Err(DispatchError::Retryable(message))
+            }
         };
-        client.dispatch(&agreement, &request).await?;
-        Ok(DispatchOutcome::Dispatched {
-            provider: client.name().to_owned(),
-            action,
+        let Some(delivery) = delivery else {
+            return Ok(dispatched(client, "send"));
+        };
+        let now = self.clock.now();
+        match read_decide_commit(self.store.as_ref(), &self.retry, &agreement.id, |current| {
+            current.decide_delivered(round, &delivery, now)
         })
+        .await?
+        {
+            Applied::Committed(written) => Ok(DispatchOutcome::Delivered {
+                provider: client.name().to_owned(),
+                version: written.version,
+            }),
+            Applied::Unchanged(current) if current.status == Status::Cancelled => {
+                // Cancelled while the send ran: its own dispatch may have found nothing to
+                // cancel yet, so the round is cancelled at the provider here.
+                match client.cancel(&current, log).await {
+                    Ok(_) => Ok(dispatched(client, "cancel")),
+                    Err(error) => refused(client, &current, "cancel", error),
+                }
+            }
+            Applied::Unchanged(_) => Ok(DispatchOutcome::NothingToDo(
+                "the round ended while it was sent",
+            )),
+            Applied::Missing => Ok(DispatchOutcome::UnknownAgreement),
+        }
+    }
+
+    async fn fail_round(
+        &self,
+        agreement: &Agreement,
+        round: DateTime<Utc>,
+        reason: String,
+    ) -> Result<DispatchOutcome, DispatchError> {
+        tracing::warn!(agreement_id = %agreement.id, %reason, "the round cannot be delivered: the agreement fails");
+        let now = self.clock.now();
+        read_decide_commit(self.store.as_ref(), &self.retry, &agreement.id, |current| {
+            current.decide_delivery_failed(round, &reason, now)
+        })
+        .await?;
+        Ok(DispatchOutcome::Failed { reason })
+    }
+}
+
+fn dispatched(client: &dyn ProviderClient, action: &'static str) -> DispatchOutcome {
+    DispatchOutcome::Dispatched {
+        provider: client.name().to_owned(),
+        action,
+    }
+}
+
+fn retryable(error: OutboundError) -> DispatchError {
+    DispatchError::Retryable(error.to_string())
+}
+
+/// A reopen or cancel the provider refused for good: countersign has moved on already, so it is
+/// logged for an operator rather than retried forever.
+fn refused(
+    client: &dyn ProviderClient,
+    agreement: &Agreement,
+    action: &str,
+    error: OutboundError,
+) -> Result<DispatchOutcome, DispatchError> {
+    match error {
+        OutboundError::Retryable(message) => Err(DispatchError::Retryable(message)),
+        OutboundError::Permanent(message) => {
+            tracing::error!(agreement_id = %agreement.id, provider = client.name(), action, %message, "the provider refused");
+            Ok(DispatchOutcome::Refused {
+                provider: client.name().to_owned(),
+                message,
+            })
+        }
+    }
+}
+
+/// An adapter's [`ProgressLog`] over the store: each save is guarded by the revision last read
+/// or written.
+pub struct StoreProgressLog<S: ?Sized> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    agreement_id: String,
+    provider: String,
+    revision: Mutex<u64>,
+}
+
+impl<S: ProviderProgressStore + ?Sized> StoreProgressLog<S> {
+    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>, agreement_id: &str, provider: &str) -> Self {
+        StoreProgressLog {
+            store,
+            clock,
+            agreement_id: agreement_id.to_owned(),
+            provider: provider.to_owned(),
+            revision: Mutex::new(0),
+        }
+    }
+
+    fn revision(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.revision
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ProviderProgressStore + ?Sized> ProgressLog for StoreProgressLog<S> {
+    async fn load(&self) -> Result<Option<StoredProgress>, OutboundError> {
+        let stored = self
+            .store
+            .get_provider_progress(&self.agreement_id)
+            .await
+            .map_err(|error| OutboundError::Retryable(error.to_string()))?;
+        *self.revision() = stored.as_ref().map_or(0, |stored| stored.revision);
+        Ok(stored.map(|stored| StoredProgress {
+            state: stored.state,
+            reference: stored.reference,
+        }))
+    }
+
+    async fn save(&self, progress: StoredProgress) -> Result<(), OutboundError> {
+        let revision = *self.revision() + 1;
+        let record = ProviderProgress {
+            agreement_id: self.agreement_id.clone(),
+            provider: self.provider.clone(),
+            state: progress.state,
+            reference: progress.reference,
+            revision,
+            updated_at: self.clock.now(),
+        };
+        match self.store.put_provider_progress(&record).await {
+            Ok(()) => {
+                *self.revision() = revision;
+                Ok(())
+            }
+            Err(CommitError::Conflict) => Err(OutboundError::Retryable(
+                "another dispatch of this agreement moved its provider progress".to_owned(),
+            )),
+            Err(error) => Err(OutboundError::Retryable(error.to_string())),
+        }
     }
 }

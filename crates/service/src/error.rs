@@ -19,6 +19,13 @@ pub enum ServiceError {
     /// A live idempotency record already holds this key: read it and replay it, or refuse.
     #[error("idempotency key already used")]
     IdempotencyKeyTaken,
+    /// A live agreement is sent where no provider is configured to carry it (SPEC section 3,
+    /// `PROVIDER_NOT_CONFIGURED`).
+    #[error("provider `{provider}` is not configured to send agreements")]
+    ProviderNotConfigured { provider: String },
+    /// Not possible yet, possibly later (a provider event ahead of what it depends on): retry.
+    #[error("not yet: {0}")]
+    NotYet(String),
     /// Conflicting writers kept winning until the retry budget ran out.
     #[error("too much contention on the agreement; retry later")]
     Contention,

@@ -4,7 +4,9 @@
 pub mod agreements;
 pub mod callbacks;
 pub mod clock;
+mod commit;
 pub mod dispatcher;
+pub mod documents;
 pub mod error;
 pub mod ids;
 pub mod outbox;

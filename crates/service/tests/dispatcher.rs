@@ -4,23 +4,138 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use countersign_domain::{Agreement, CancellationReason, LifecycleRequest, Rules};
-use countersign_provider::VerifiedEvent;
-use countersign_service::dispatcher::{
-    DispatchError, DispatchEvent, DispatchOutcome, Dispatcher, ProviderAction, ProviderClient,
-    SandboxClient,
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use countersign_domain::{
+    Agreement, CancellationReason, Delivery, EntryType, LifecycleRequest, Rules, Status,
 };
+use countersign_provider::sandbox::{SandboxCall, SandboxClient, SandboxEvent, SandboxEventData};
+use countersign_provider::{
+    DocumentBytes, OutboundError, ProgressLog, ProviderClient, Providers, SignedFile,
+    StoredProgress,
+};
+use countersign_service::dispatcher::{DispatchError, DispatchEvent, DispatchOutcome, Dispatcher};
+use countersign_service::documents::MemoryDocuments;
 use countersign_service::outbox::event_json;
 use countersign_service::{AgreementService, CallbackProcessor, ManualClock, RetryPolicy};
-use countersign_store::{HistoryRead, MemoryStore};
+use countersign_store::{AgreementGet, HistoryRead, MemoryStore, ProviderProgressStore};
 use serde_json::json;
+
+const MAIN: &[u8] = b"test";
+
+/// A live provider played in memory: it records what it is asked, keeps one progress record
+/// per send, and answers as it is told to.
+struct FakeLive {
+    calls: Mutex<Vec<String>>,
+    /// What `send` answers after recording its progress.
+    send_answer: Mutex<Result<(), OutboundError>>,
+    documents_seen: Mutex<Vec<DocumentBytes>>,
+}
+
+impl FakeLive {
+    fn new() -> Self {
+        FakeLive {
+            calls: Mutex::new(Vec::new()),
+            send_answer: Mutex::new(Ok(())),
+            documents_seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl ProviderClient for FakeLive {
+    fn name(&self) -> &str {
+        "zigned"
+    }
+
+    fn reads_documents(&self) -> bool {
+        true
+    }
+
+    async fn send(
+        &self,
+        agreement: &Agreement,
+        documents: &DocumentBytes,
+        log: &dyn ProgressLog,
+    ) -> Result<Option<Delivery>, OutboundError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("send {}", agreement.id));
+        self.documents_seen.lock().unwrap().push(documents.clone());
+        let previous = log.load().await?;
+        let sends = previous.map_or(0, |stored| stored.state.parse::<u32>().unwrap_or(0)) + 1;
+        log.save(StoredProgress {
+            state: sends.to_string(),
+            reference: Some(format!("ref-{}", agreement.id)),
+        })
+        .await?;
+        self.send_answer.lock().unwrap().clone()?;
+        Ok(Some(Delivery {
+            reference: Some(format!("ref-{}", agreement.id)),
+            participants: agreement
+                .participants
+                .iter()
+                .map(|participant| (participant.id.clone(), format!("zp-{}", participant.id)))
+                .collect::<BTreeMap<_, _>>(),
+            signing_room_urls: BTreeMap::new(),
+        }))
+    }
+
+    async fn invite(&self, _agreement: &Agreement, _step: u32) -> Result<(), OutboundError> {
+        Ok(())
+    }
+
+    async fn reopen(
+        &self,
+        agreement: &Agreement,
+        _log: &dyn ProgressLog,
+    ) -> Result<(), OutboundError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("reopen {}", agreement.id));
+        Ok(())
+    }
+
+    async fn cancel(
+        &self,
+        agreement: &Agreement,
+        log: &dyn ProgressLog,
+    ) -> Result<bool, OutboundError> {
+        if log.load().await?.is_none() {
+            return Ok(false);
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("cancel {}", agreement.id));
+        Ok(true)
+    }
+
+    async fn signed_document(
+        &self,
+        _agreement: &Agreement,
+        _log: &dyn ProgressLog,
+    ) -> Result<Option<SignedFile>, OutboundError> {
+        Ok(None)
+    }
+}
 
 struct World {
     store: Arc<MemoryStore>,
     agreements: AgreementService<MemoryStore>,
     callbacks: CallbackProcessor<MemoryStore>,
+    clock: Arc<ManualClock>,
     sandbox: Arc<SandboxClient>,
-    live: Arc<SandboxClient>,
+    live: Arc<FakeLive>,
+    documents: Arc<MemoryDocuments>,
 }
 
 impl World {
@@ -38,23 +153,35 @@ impl World {
             ),
             callbacks: CallbackProcessor::new(
                 store.clone(),
-                clock,
+                clock.clone(),
                 Rules::default(),
                 RetryPolicy::default(),
             ),
             store,
+            clock,
             sandbox: Arc::new(SandboxClient::recording()),
-            live: Arc::new(SandboxClient::recording()),
+            live: Arc::new(FakeLive::new()),
+            documents: {
+                let documents = MemoryDocuments::new();
+                documents.put("memory://l.pdf", MAIN.to_vec());
+                Arc::new(documents)
+            },
         }
     }
 
     fn dispatcher(&self, with_live: bool) -> Dispatcher<MemoryStore> {
-        let live: Option<Arc<dyn ProviderClient>> = if with_live {
-            Some(self.live.clone())
-        } else {
-            None
-        };
-        Dispatcher::new(self.store.clone(), self.sandbox.clone(), live)
+        let mut providers = Providers::new();
+        providers.register_client(self.sandbox.clone());
+        if with_live {
+            providers.register_client(self.live.clone());
+        }
+        Dispatcher::new(
+            self.store.clone(),
+            providers,
+            self.documents.clone(),
+            self.clock.clone(),
+            RetryPolicy::default(),
+        )
     }
 
     async fn create(&self, test_mode: bool, grouped: bool) -> Agreement {
@@ -66,8 +193,8 @@ impl World {
                 {"id": "ada", "name": "Ada", "email": "ada@example.com", "role": "signer", "signing_group": 1},
                 {"id": "bob", "name": "Bob", "email": "bob@example.com", "role": "signer", "signing_group": 2}],
             "signing_order": {"enabled": grouped, "grouped": grouped},
-            "documents": {"main": {"filename": "l.pdf", "mime_type": "application/pdf", "size": 1,
-                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "uri": "s3://c/l.pdf"}}
+            "documents": {"main": {"filename": "l.pdf", "mime_type": "application/pdf", "size": 4,
+                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "uri": "memory://l.pdf"}}
         }))
         .expect("a valid input");
         self.agreements
@@ -84,15 +211,17 @@ impl World {
     }
 
     async fn sign(&self, id: &str, participant: &str) {
-        let event = VerifiedEvent {
-            provider: "sandbox".into(),
-            event_id: format!("evt-{id}-{participant}"),
+        let event = SandboxEvent {
+            id: format!("evt-{id}-{participant}"),
             event_type: "participant.signed".into(),
-            agreement_id: id.into(),
-            participant_id: Some(participant.into()),
-            signed_document: None,
-            occurred_at: Utc::now(),
-        };
+            created_at: Utc::now(),
+            data: SandboxEventData {
+                agreement_id: id.into(),
+                participant_id: Some(participant.into()),
+                signed_document: None,
+            },
+        }
+        .into_verified("sandbox");
         self.callbacks.process(&event).await.expect("applied");
     }
 
@@ -123,15 +252,16 @@ impl World {
     }
 }
 
-fn dispatched(action: ProviderAction) -> DispatchOutcome {
+fn dispatched(provider: &str, action: &'static str) -> DispatchOutcome {
     DispatchOutcome::Dispatched {
-        provider: "sandbox".into(),
+        provider: provider.into(),
         action,
     }
 }
 
-fn invite(step: u32, ids: &[&str]) -> ProviderAction {
-    ProviderAction::Invite {
+fn invite(agreement: &Agreement, step: u32, ids: &[&str]) -> SandboxCall {
+    SandboxCall::Invite {
+        agreement_id: agreement.id.clone(),
         step,
         participant_ids: ids.iter().map(|id| id.to_string()).collect(),
     }
@@ -150,8 +280,8 @@ async fn sending_and_each_signing_group_reach_the_provider_in_turn() {
         outcomes,
         vec![
             DispatchOutcome::NothingToDo("not an event the provider acts on"), // AgreementCreated
-            dispatched(ProviderAction::SendEnvelope),
-            dispatched(invite(1, &["ada"])),
+            dispatched("sandbox", "send"),
+            dispatched("sandbox", "invite"),
         ]
     );
     world.sign(&agreement.id, "ada").await;
@@ -160,27 +290,29 @@ async fn sending_and_each_signing_group_reach_the_provider_in_turn() {
         outcomes,
         vec![
             DispatchOutcome::NothingToDo("not an event the provider acts on"), // ParticipantSigned
-            dispatched(invite(2, &["bob"])),
+            dispatched("sandbox", "invite"),
         ]
     );
-    let keys: Vec<String> = world
-        .sandbox
-        .calls()
-        .iter()
-        .map(|call| call.idempotency_key.clone())
-        .collect();
+    let id = agreement.id.clone();
     assert_eq!(
-        keys,
-        [2, 3, 5].map(|sequence| format!("{}:{sequence}", agreement.id)),
-        "one key per published event, stable across redeliveries"
+        world.sandbox.calls(),
+        vec![
+            SandboxCall::Send {
+                agreement_id: id.clone()
+            },
+            invite(&agreement, 1, &["ada"]),
+            invite(&agreement, 2, &["bob"]),
+        ]
     );
-    // A redelivery asks again with the same key: the provider can drop it.
-    let again = world.events(&agreement.id, 4).await;
-    dispatcher.dispatch(&again[0]).await.expect("redelivered");
-    assert_eq!(
-        world.sandbox.calls().last().unwrap().idempotency_key,
-        format!("{}:5", agreement.id)
-    );
+    // The sandbox knows countersign's ids: no delivery is recorded, the version stays.
+    let after = world.store.get_agreement(&id).await.unwrap().unwrap();
+    assert_eq!(after.provider.reference, None);
+    assert!(world
+        .store
+        .get_provider_progress(&id)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -194,11 +326,14 @@ async fn reopening_withdraws_and_cancelling_cancels_only_what_was_sent() {
         .await;
     world.lifecycle(&reopened.id, LifecycleRequest::Open).await;
     let outcomes = world.dispatch_all(&dispatcher, &reopened.id, 0).await;
-    assert_eq!(outcomes.last(), Some(&dispatched(ProviderAction::Withdraw)));
-    // The invitation published before the reopening is not sent after it.
+    assert_eq!(outcomes.last(), Some(&dispatched("sandbox", "reopen")));
+    // The send and the invitation published before the reopening are not acted on after it.
     assert_eq!(
-        outcomes[2],
-        DispatchOutcome::NothingToDo("the agreement was reopened since")
+        outcomes[1..3],
+        [
+            DispatchOutcome::NothingToDo("the agreement is no longer pending"),
+            DispatchOutcome::NothingToDo("the agreement is no longer pending"),
+        ]
     );
 
     let cancelled_while_pending = world.create(true, false).await;
@@ -214,7 +349,7 @@ async fn reopening_withdraws_and_cancelling_cancels_only_what_was_sent() {
     let outcomes = world
         .dispatch_all(&dispatcher, &cancelled_while_pending.id, 3)
         .await;
-    assert_eq!(outcomes, vec![dispatched(ProviderAction::Cancel)]);
+    assert_eq!(outcomes, vec![dispatched("sandbox", "cancel")]);
 
     let cancelled_draft = world.create(true, false).await;
     world
@@ -228,37 +363,188 @@ async fn reopening_withdraws_and_cancelling_cancels_only_what_was_sent() {
         .await;
     assert_eq!(
         outcomes,
-        vec![DispatchOutcome::NothingToDo("the envelope was never sent")]
+        vec![DispatchOutcome::NothingToDo(
+            "nothing was sent to the provider"
+        )]
     );
 }
 
 #[tokio::test]
-async fn live_agreements_need_a_live_provider_and_never_use_the_sandbox() {
+async fn a_live_agreement_goes_to_its_provider_and_its_delivery_is_recorded_once() {
+    let world = World::new();
+    let agreement = world.create(false, false).await;
+    assert_eq!(agreement.provider.name, "zigned");
+    world
+        .lifecycle(&agreement.id, LifecycleRequest::Pending)
+        .await;
+    let sent = world.events(&agreement.id, 1).await;
+
+    // Not configured here: retried (the queue redelivers), nothing sent anywhere.
+    let error = world
+        .dispatcher(false)
+        .dispatch(&sent[0])
+        .await
+        .expect_err("no live provider here");
+    assert!(matches!(error, DispatchError::Retryable(_)), "{error}");
+    assert!(
+        world.sandbox.calls().is_empty(),
+        "a live agreement never goes to the sandbox"
+    );
+
+    let dispatcher = world.dispatcher(true);
+    let before = world
+        .store
+        .get_agreement(&agreement.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = dispatcher.dispatch(&sent[0]).await.expect("dispatched");
+    assert_eq!(
+        outcome,
+        DispatchOutcome::Delivered {
+            provider: "zigned".into(),
+            version: before.version + 1
+        }
+    );
+    assert_eq!(
+        world.live.documents_seen.lock().unwrap()[0]
+            .values()
+            .next()
+            .map(Vec::as_slice),
+        Some(MAIN),
+        "the checked bytes reach the provider"
+    );
+    let delivered = world
+        .store
+        .get_agreement(&agreement.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        delivered.provider.reference,
+        Some(format!("ref-{}", agreement.id))
+    );
+    assert_eq!(
+        delivered
+            .participants
+            .iter()
+            .map(|participant| participant.provider_reference.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["zp-ada", "zp-bob"]
+    );
+    let history = world.store.history(&agreement.id).await.unwrap();
+    assert_eq!(
+        history.last().map(|entry| entry.entry_type),
+        Some(EntryType::AgreementDeliveredToProvider)
+    );
+    // The provider's reference finds the agreement (the key the webhooks use).
+    assert_eq!(
+        world
+            .store
+            .find_by_provider_reference("zigned", &format!("ref-{}", agreement.id))
+            .await
+            .unwrap(),
+        Some(agreement.id.clone())
+    );
+
+    // Redelivered: nothing is sent again, nothing changes.
+    let again = dispatcher.dispatch(&sent[0]).await.expect("redelivered");
+    assert_eq!(
+        again,
+        DispatchOutcome::NothingToDo("this round is already delivered")
+    );
+    assert_eq!(world.live.calls(), [format!("send {}", agreement.id)]);
+    let unchanged = world
+        .store
+        .get_agreement(&agreement.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.version, delivered.version);
+}
+
+#[tokio::test]
+async fn a_document_that_does_not_match_fails_the_agreement_before_the_provider_sees_it() {
+    let world = World::new();
+    let agreement = world.create(false, false).await;
+    world
+        .lifecycle(&agreement.id, LifecycleRequest::Pending)
+        .await;
+    world.documents.put("memory://l.pdf", b"tess".to_vec());
+    let sent = world.events(&agreement.id, 1).await;
+    let outcome = world
+        .dispatcher(true)
+        .dispatch(&sent[0])
+        .await
+        .expect("handled");
+    let DispatchOutcome::Failed { reason } = outcome else {
+        panic!("expected a failure, got {outcome:?}");
+    };
+    assert!(reason.contains("does not match its sha256"), "{reason}");
+    assert!(
+        world.live.calls().is_empty(),
+        "nothing reached the provider"
+    );
+    let failed = world
+        .store
+        .get_agreement(&agreement.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    let history = world.store.history(&agreement.id).await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last.entry_type, EntryType::AgreementFailed);
+    assert_eq!(last.reason.as_deref(), Some(reason.as_str()));
+}
+
+#[tokio::test]
+async fn a_provider_refusal_fails_the_agreement_and_an_outage_is_retried() {
     let world = World::new();
     let agreement = world.create(false, false).await;
     world
         .lifecycle(&agreement.id, LifecycleRequest::Pending)
         .await;
     let sent = world.events(&agreement.id, 1).await;
+    let dispatcher = world.dispatcher(true);
 
-    let error = world
-        .dispatcher(false)
-        .dispatch(&sent[0])
+    *world.live.send_answer.lock().unwrap() =
+        Err(OutboundError::Retryable("Zigned did not answer".into()));
+    let error = dispatcher.dispatch(&sent[0]).await.expect_err("retried");
+    assert!(matches!(error, DispatchError::Retryable(_)));
+    let still = world
+        .store
+        .get_agreement(&agreement.id)
         .await
-        .expect_err("no live provider");
-    assert!(matches!(error, DispatchError::NoLiveProvider), "{error}");
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.status, Status::Pending);
 
-    world
-        .dispatcher(true)
-        .dispatch(&sent[0])
-        .await
-        .expect("dispatched");
-    assert_eq!(world.live.calls().len(), 1);
-    assert_eq!(world.live.calls()[0].action, ProviderAction::SendEnvelope);
-    assert!(
-        world.sandbox.calls().is_empty(),
-        "a live agreement never goes to the sandbox"
+    *world.live.send_answer.lock().unwrap() = Err(OutboundError::Permanent(
+        "Zigned refused POST /agreements (422): bad issuer".into(),
+    ));
+    let outcome = dispatcher.dispatch(&sent[0]).await.expect("handled");
+    assert_eq!(
+        outcome,
+        DispatchOutcome::Failed {
+            reason: "the provider refused the agreement: Zigned refused POST /agreements (422): bad issuer".into()
+        }
     );
+    let failed = world
+        .store
+        .get_agreement(&agreement.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    // The progress of both attempts was recorded, one revision each.
+    let progress = world
+        .store
+        .get_provider_progress(&agreement.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((progress.state.as_str(), progress.revision), ("2", 2));
 }
 
 #[tokio::test]

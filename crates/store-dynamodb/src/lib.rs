@@ -15,6 +15,7 @@ pub mod counting;
 pub mod error;
 pub mod inbox;
 pub mod item;
+pub mod progress;
 pub mod store;
 pub mod table;
 

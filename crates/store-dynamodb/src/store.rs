@@ -284,7 +284,7 @@ pub const COMMIT_TOKEN: &str = "commit_token";
 
 /// A `ClientRequestToken` (1 to 36 of `[a-zA-Z0-9-]`), unique per commit: the same for every
 /// attempt of one commit, so DynamoDB applies it at most once within its 10 minutes.
-fn new_commit_token() -> String {
+pub(crate) fn new_commit_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

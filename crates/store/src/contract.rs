@@ -33,7 +33,7 @@ use futures_util::future::join_all;
 
 use crate::ports::{
     CallbackInbox, Commit, CommitError, IdempotencyRecord, InboxEvent, ListPage, ListPosition,
-    ListQuery, ProviderEventMark, Revision, Store,
+    ListQuery, ProviderEventMark, ProviderProgress, ProviderProgressStore, Revision, Store,
 };
 
 /// Declares one `#[tokio::test]` per contract case, in a module `store_contract`, each running the
@@ -54,6 +54,7 @@ macro_rules! store_contract_tests {
             expiry_index,
             concurrent_commits,
             inbox_keeps_each_event_once_until_applied,
+            provider_progress_is_guarded_and_keyed,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1568,4 +1569,111 @@ pub async fn inbox_keeps_each_event_once_until_applied<S: CallbackInbox + ?Sized
         .remove_inbox(&provider, "evt-1")
         .await
         .expect("remove");
+}
+
+/// Provider progress: each write guarded by the revision before it, the provider's reference
+/// keyed to its agreement (and to no other), read back strongly.
+pub async fn provider_progress_is_guarded_and_keyed<S: ProviderProgressStore + ?Sized>(store: &S) {
+    let at = |seconds| time(2032, seconds);
+    let agreement_id = unique("progress-agreement");
+    let other_agreement = unique("progress-other");
+    let provider = unique("progress-provider");
+    let reference = unique("zigned-ref");
+    let progress = |agreement_id: &str, revision: u64, state: &str, reference: Option<&str>| {
+        ProviderProgress {
+            agreement_id: agreement_id.to_owned(),
+            provider: provider.clone(),
+            state: state.to_owned(),
+            reference: reference.map(str::to_owned),
+            revision,
+            updated_at: at(i64::try_from(revision).unwrap_or(0)),
+        }
+    };
+    assert_eq!(
+        store
+            .get_provider_progress(&agreement_id)
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .put_provider_progress(&progress(&agreement_id, 2, "{}", None))
+            .await,
+        Err(CommitError::Conflict),
+        "revision 2 needs revision 1 first"
+    );
+    let first = progress(&agreement_id, 1, r#"{"files":1}"#, None);
+    store.put_provider_progress(&first).await.expect("first");
+    assert_eq!(
+        store
+            .put_provider_progress(&progress(&agreement_id, 1, "{}", None))
+            .await,
+        Err(CommitError::Conflict),
+        "two writers of revision 1: one wins"
+    );
+    assert_eq!(
+        store
+            .get_provider_progress(&agreement_id)
+            .await
+            .expect("get"),
+        Some(first)
+    );
+    assert_eq!(
+        store
+            .find_by_provider_reference(&provider, &reference)
+            .await
+            .expect("find"),
+        None
+    );
+    let second = progress(&agreement_id, 2, r#"{"created":true}"#, Some(&reference));
+    store.put_provider_progress(&second).await.expect("second");
+    assert_eq!(
+        store
+            .find_by_provider_reference(&provider, &reference)
+            .await
+            .expect("find"),
+        Some(agreement_id.clone())
+    );
+    assert_eq!(
+        store
+            .find_by_provider_reference(&unique("another-provider"), &reference)
+            .await
+            .expect("find"),
+        None,
+        "references are per provider"
+    );
+    // Another agreement cannot take the reference, and the refused write leaves nothing.
+    assert_eq!(
+        store
+            .put_provider_progress(&progress(&other_agreement, 1, "{}", Some(&reference)))
+            .await,
+        Err(CommitError::Conflict)
+    );
+    assert_eq!(
+        store
+            .get_provider_progress(&other_agreement)
+            .await
+            .expect("get"),
+        None
+    );
+    let third = progress(&agreement_id, 3, r#"{"sent":true}"#, Some(&reference));
+    store
+        .put_provider_progress(&third)
+        .await
+        .expect("the same reference again");
+    assert_eq!(
+        store
+            .get_provider_progress(&agreement_id)
+            .await
+            .expect("get"),
+        Some(third)
+    );
+    assert_eq!(
+        store
+            .find_by_provider_reference(&provider, &reference)
+            .await
+            .expect("find"),
+        Some(agreement_id)
+    );
 }

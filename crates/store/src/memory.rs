@@ -15,7 +15,8 @@ use countersign_domain::{Agreement, HistoryEntry, Status};
 use crate::ports::{
     AgreementCommit, AgreementGet, AgreementList, CallbackInbox, Commit, CommitError, DuePage,
     ExpiryIndex, HistoryRead, IdempotencyRecord, IdempotencyStore, InboxEvent, ListPage,
-    ListPosition, ListQuery, OutboxFeed, ProviderEventMark, StoreError,
+    ListPosition, ListQuery, OutboxFeed, ProviderEventMark, ProviderProgress,
+    ProviderProgressStore, StoreError,
 };
 
 /// Capacity an emptied outbox keeps: enough for the relay's usual batch without reallocating.
@@ -68,6 +69,10 @@ struct State {
     inbox: HashMap<(String, String), KeptCallback>,
     /// Dead-lettered callbacks by (provider, event_id), with their errors.
     dead_inbox: HashMap<(String, String), (InboxEvent, String)>,
+    /// Provider progress by agreement id.
+    provider_progress: HashMap<String, ProviderProgress>,
+    /// Agreement ids by (provider, provider reference).
+    provider_references: HashMap<(String, String), String>,
 }
 
 impl MemoryStore {
@@ -485,6 +490,61 @@ impl CallbackInbox for MemoryStore {
         dead.sort_by(|(a, _), (b, _)| a.arrival().cmp(&b.arrival()));
         dead.truncate(limit);
         Ok(dead)
+    }
+}
+
+#[async_trait]
+impl ProviderProgressStore for MemoryStore {
+    async fn get_provider_progress(
+        &self,
+        agreement_id: &str,
+    ) -> Result<Option<ProviderProgress>, StoreError> {
+        Ok(self.lock().provider_progress.get(agreement_id).cloned())
+    }
+
+    async fn put_provider_progress(&self, progress: &ProviderProgress) -> Result<(), CommitError> {
+        let mut state = self.lock();
+        let stored = state
+            .provider_progress
+            .get(&progress.agreement_id)
+            .map_or(0, |stored| stored.revision);
+        if progress.revision == 0 || stored != progress.revision - 1 {
+            return Err(CommitError::Conflict);
+        }
+        let key = progress
+            .reference
+            .as_ref()
+            .map(|reference| (progress.provider.clone(), reference.clone()));
+        if let Some(key) = &key {
+            if state
+                .provider_references
+                .get(key)
+                .is_some_and(|holder| *holder != progress.agreement_id)
+            {
+                return Err(CommitError::Conflict);
+            }
+        }
+        if let Some(key) = key {
+            state
+                .provider_references
+                .insert(key, progress.agreement_id.clone());
+        }
+        state
+            .provider_progress
+            .insert(progress.agreement_id.clone(), progress.clone());
+        Ok(())
+    }
+
+    async fn find_by_provider_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .provider_references
+            .get(&(provider.to_owned(), reference.to_owned()))
+            .cloned())
     }
 }
 

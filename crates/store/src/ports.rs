@@ -251,6 +251,42 @@ pub trait CallbackInbox: Send + Sync {
     ) -> Result<Vec<(InboxEvent, String)>, StoreError>;
 }
 
+/// How far a provider adapter got with one agreement (SPEC section 9): recorded before each
+/// next step, so that a redelivered dispatch, or a function that died halfway, resumes instead of
+/// starting over. `state` is the adapter's own; the store only keys `reference`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderProgress {
+    pub agreement_id: String,
+    pub provider: String,
+    pub state: String,
+    /// The provider's id for the agreement, once it has one: webhooks naming it find the
+    /// agreement through [`ProviderProgressStore::find_by_provider_reference`].
+    pub reference: Option<String>,
+    /// 1 for the first record, + 1 for each next one: the guard of every write.
+    pub revision: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait ProviderProgressStore: Send + Sync {
+    async fn get_provider_progress(
+        &self,
+        agreement_id: &str,
+    ) -> Result<Option<ProviderProgress>, StoreError>;
+
+    /// Writes `progress` only if the stored revision is `progress.revision - 1` (nothing stored
+    /// for revision 1), and with it, in the same write, the key from (`provider`, `reference`) to
+    /// the agreement. `Conflict` if the revision moved, or another agreement holds the reference.
+    async fn put_provider_progress(&self, progress: &ProviderProgress) -> Result<(), CommitError>;
+
+    /// The agreement a provider's own reference names, read from its key (never a scan).
+    async fn find_by_provider_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<String>, StoreError>;
+}
+
 /// Everything the API and the workers need of a store.
 pub trait Store:
     AgreementGet + AgreementCommit + AgreementList + HistoryRead + ExpiryIndex + IdempotencyStore

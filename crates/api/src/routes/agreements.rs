@@ -11,6 +11,7 @@ use serde_json::Value;
 use countersign_domain::{
     Agreement, AgreementInput, CancellationReason, DomainError, LifecycleRequest, Status,
 };
+use countersign_service::documents::DocumentError;
 use countersign_service::{IdempotencyIntent, RenderedResponse, ServiceError};
 use countersign_store::{ListPosition, ListQuery, Store};
 
@@ -322,6 +323,52 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// `GET /v1/agreements/{id}/signed-document`: a short-lived link to the signed file once it
+    /// is recorded (presigned on AWS, served by countersign-local locally).
+    pub(crate) async fn signed_document(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let agreement = self.agreements.get(tenant, id).await?;
+        let not_available =
+            |message: &str| ApiError::new(StatusCode::NOT_FOUND, "DOCUMENT_NOT_AVAILABLE", message);
+        let Some(document) = &agreement.documents.signed_document else {
+            return Err(not_available("the agreement has no signed document yet"));
+        };
+        let Some(store) = &self.signed_documents else {
+            return Err(not_available("signed documents are not served here"));
+        };
+        let expires_at = self.agreements.now() + countersign_service::documents::LINK_TTL;
+        let link = store
+            .link(&document.uri, expires_at)
+            .await
+            .map_err(|error| match error {
+                DocumentError::Unreadable(cause) => {
+                    tracing::warn!(agreement_id = %agreement.id, %cause, "signed document not held here");
+                    not_available("the signed document is not held by countersign")
+                }
+                DocumentError::Unavailable(cause) => {
+                    tracing::error!(%cause, "document storage unavailable");
+                    ApiError::unavailable("document storage is temporarily unavailable", 5)
+                }
+            })?;
+        Ok(json_response(
+            StatusCode::OK,
+            &single(
+                "signed_document",
+                serde_json::json!({
+                    "url": link.url,
+                    "expires_at": link.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "filename": document.filename,
+                    "mime_type": document.mime_type,
+                    "size": document.size,
+                    "sha256": document.sha256,
+                }),
+            ),
+        ))
     }
 
     pub(crate) async fn history(&self, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {

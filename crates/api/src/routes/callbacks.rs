@@ -5,7 +5,7 @@ use http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use countersign_provider::WebhookError;
+use countersign_provider::{AgreementRef, WebhookError};
 use countersign_store::Store;
 
 use crate::request::body_bytes;
@@ -30,7 +30,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
-        let verifier = self.providers.get(provider).ok_or_else(|| {
+        let verifier = self.providers.verifier(provider).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -64,18 +64,24 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             tracing::error!(%error, "callback queue unavailable");
             ApiError::unavailable("callbacks cannot be queued right now", 5)
         })?;
+        let (agreement_id, agreement_reference) = match &event.agreement {
+            Some(AgreementRef::Id(id)) => (Some(id.as_str()), None),
+            Some(AgreementRef::Reference(reference)) => (None, Some(reference.as_str())),
+            None => (None, None),
+        };
+        let mut data = json!({
+            "provider": event.provider,
+            "event_id": event.event_id,
+            "type": event.event_type,
+            "agreement_id": agreement_id,
+            "participant_id": event.participant.id,
+        });
+        if let Some(reference) = agreement_reference {
+            data["agreement_reference"] = json!(reference);
+        }
         Ok(json_response(
             StatusCode::ACCEPTED,
-            &single(
-                "provider_event",
-                json!({
-                    "provider": event.provider,
-                    "event_id": event.event_id,
-                    "type": event.event_type,
-                    "agreement_id": event.agreement_id,
-                    "participant_id": event.participant_id,
-                }),
-            ),
+            &single("provider_event", data),
         ))
     }
 }

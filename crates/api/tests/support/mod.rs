@@ -23,7 +23,7 @@ use countersign_api::service_hours::ServiceHours;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_domain::Rules;
 use countersign_provider::sandbox::SandboxProvider;
-use countersign_provider::ProviderRegistry;
+use countersign_provider::Providers;
 use countersign_service::callbacks::RecordingQueue;
 use countersign_service::{
     AgreementService, CallbackOutcome, CallbackProcessor, ManualClock, RetryPolicy, SweepReport,
@@ -193,9 +193,9 @@ pub fn api_over<S: Store + 'static>(
         RetryPolicy::default(),
     ));
     // As countersign-local and the callback function do: off, the sandbox provider is not there.
-    let mut providers = ProviderRegistry::new();
+    let mut providers = Providers::new();
     if options.sandbox_enabled {
-        providers.register(Box::new(SandboxProvider::new(
+        providers.register_verifier(Arc::new(SandboxProvider::new(
             options.verifier_secrets.clone(),
         )));
     }

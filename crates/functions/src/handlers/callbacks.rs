@@ -5,9 +5,11 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use countersign_aws::callback_queue::event_from_message;
 use countersign_service::CallbackProcessor;
-use countersign_store::{AgreementCommit, AgreementGet};
+use countersign_store::{AgreementCommit, AgreementGet, ProviderProgressStore};
 
-pub async fn process_batch<S: AgreementGet + AgreementCommit + ?Sized>(
+pub async fn process_batch<
+    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
+>(
     processor: &CallbackProcessor<S>,
     batch: SqsEvent,
 ) -> SqsBatchResponse {
@@ -31,7 +33,7 @@ pub async fn process_batch<S: AgreementGet + AgreementCommit + ?Sized>(
             Ok(outcome) => tracing::info!(
                 %message_id,
                 event_id = %event.event_id,
-                agreement_id = %event.agreement_id,
+                agreement = ?event.agreement,
                 ?outcome,
                 "provider event processed"
             ),

@@ -3,9 +3,11 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use countersign_service::dispatcher::{DispatchEvent, Dispatcher};
-use countersign_store::AgreementGet;
+use countersign_store::{AgreementCommit, AgreementGet, ProviderProgressStore};
 
-pub async fn dispatch_batch<S: AgreementGet + ?Sized>(
+pub async fn dispatch_batch<
+    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
+>(
     dispatcher: &Dispatcher<S>,
     batch: SqsEvent,
 ) -> SqsBatchResponse {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{PayloadProblem, VerifiedEvent, WebhookError};
+use crate::{AgreementRef, EventKind, ParticipantRef, PayloadProblem, VerifiedEvent, WebhookError};
 
 /// The event types the sandbox emits (SPEC section 6). Verification passes any other type through.
 pub mod event_type {
@@ -75,13 +75,34 @@ impl SandboxEvent {
         })
     }
 
-    pub(super) fn into_verified(self, provider: &str) -> VerifiedEvent {
+    /// The sandbox's own event names mapped to what they mean (SPEC section 6); another type
+    /// is passed through as ignored, with its name as the reason. Only for an event whose
+    /// signature was verified (or, in tests, one made in place of a verified callback).
+    pub fn into_verified(self, provider: &str) -> VerifiedEvent {
+        let kind = match self.event_type.as_str() {
+            event_type::PARTICIPANT_SIGNED => EventKind::ParticipantSigned,
+            event_type::PARTICIPANT_REFUSED => EventKind::ParticipantRefused,
+            event_type::PARTICIPANT_DELIVERY_FAILED => EventKind::ParticipantDeliveryFailed,
+            event_type::PARTICIPANT_IDENTITY_CHECK_FAILED => {
+                EventKind::ParticipantIdentityCheckFailed
+            }
+            event_type::AGREEMENT_FAILED => EventKind::AgreementFailed,
+            event_type::AGREEMENT_SIGNED_DOCUMENT => EventKind::SignedDocument,
+            other => EventKind::Ignored {
+                reason: format!("unknown event type `{other}`"),
+            },
+        };
         VerifiedEvent {
             provider: provider.to_owned(),
             event_id: self.id,
             event_type: self.event_type,
-            agreement_id: self.data.agreement_id,
-            participant_id: self.data.participant_id,
+            kind,
+            agreement: Some(AgreementRef::Id(self.data.agreement_id)),
+            participant: ParticipantRef {
+                id: self.data.participant_id,
+                reference: None,
+                email: None,
+            },
             signed_document: self.data.signed_document,
             occurred_at: self.created_at,
         }

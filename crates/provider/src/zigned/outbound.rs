@@ -14,9 +14,7 @@ use super::error::ZignedError;
 use super::http::{RequestBody, ResponseObserver, ZignedHttp};
 use super::progress::{SendProgress, UploadedFile};
 
-/// Document bytes by countersign file id (`documents.main.id`, `documents.attachments[].id`),
-/// read and checked against `size` and `sha256` by the caller before the send.
-pub type DocumentBytes = BTreeMap<String, Vec<u8>>;
+use crate::outbound::DocumentBytes;
 
 /// What one [`ZignedClient::advance_send`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +361,11 @@ impl ZignedClient {
             CancellationReason::InvalidEmail => json!({ "cancellation_type": "invalid_email" }),
             CancellationReason::Custom(text) => {
                 json!({ "cancellation_type": "custom", "reason": text })
+            }
+            CancellationReason::ProviderCancelled => {
+                return Err(ZignedError::NotSendable(
+                    "it was cancelled by Zigned itself".to_owned(),
+                ))
             }
         };
         self.lifecycle(

@@ -41,6 +41,11 @@ pub struct SendProgress {
     pub signing_groups: BTreeMap<u32, String>,
     /// Zigned accepted `lifecycle` `pending`: the round is sent.
     pub sent: bool,
+    /// The countersign round (its `sent_at`) this progress is for: a send for another round
+    /// first pauses and resets what Zigned holds.
+    pub round: Option<chrono::DateTime<chrono::Utc>>,
+    /// Zigned accepted `lifecycle` `cancelled`.
+    pub cancelled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::signature::SignatureCheck;
-use crate::{PayloadProblem, WebhookError};
+use crate::{
+    AgreementRef, EventKind, ParticipantRef, PayloadProblem, VerifiedEvent, WebhookError,
+    WebhookVerifier,
+};
 
 /// `x-zigned-request-signature`, lower-cased as `http` stores header names.
 pub const SIGNATURE_HEADER: &str = "x-zigned-request-signature";
@@ -142,6 +145,59 @@ impl ZignedWebhook {
         let timestamp = self.check.verify(headers, body, now)?;
         let occurred_at = DateTime::from_timestamp(timestamp, 0).unwrap_or(now);
         map_event(body, occurred_at)
+    }
+}
+
+impl ZignedEvent {
+    /// In provider-neutral terms (SPEC section 5): Zigned names the agreement and the
+    /// participant by its own ids.
+    pub fn into_verified(self) -> VerifiedEvent {
+        let kind = match self.kind {
+            ZignedEventKind::ParticipantSigned => EventKind::ParticipantSigned,
+            ZignedEventKind::ParticipantRefused => EventKind::ParticipantRefused,
+            ZignedEventKind::ParticipantDeliveryFailed => EventKind::ParticipantDeliveryFailed,
+            ZignedEventKind::IdentityCheckFailed => EventKind::ParticipantIdentityCheckFailed,
+            ZignedEventKind::SignedDocumentReady => EventKind::SignedDocumentReady,
+            ZignedEventKind::AgreementFailed => EventKind::AgreementFailed,
+            ZignedEventKind::CancelledByProvider => EventKind::AgreementCancelled,
+            ZignedEventKind::ExpiredAtProvider => EventKind::AgreementExpired,
+            ZignedEventKind::Ignored => EventKind::Ignored {
+                reason: format!("Zigned event `{}`", self.event_name),
+            },
+        };
+        VerifiedEvent {
+            provider: super::PROVIDER_NAME.to_owned(),
+            event_id: self.event_id,
+            event_type: self.event_name,
+            kind,
+            agreement: self.agreement_reference.map(AgreementRef::Reference),
+            participant: ParticipantRef {
+                id: None,
+                reference: self.participant_reference,
+                email: self.participant_email,
+            },
+            signed_document: None,
+            occurred_at: self.occurred_at,
+        }
+    }
+}
+
+impl WebhookVerifier for ZignedWebhook {
+    fn name(&self) -> &str {
+        super::PROVIDER_NAME
+    }
+
+    fn signature_header(&self) -> &str {
+        SIGNATURE_HEADER
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedEvent, WebhookError> {
+        ZignedWebhook::verify(self, headers, body, now).map(ZignedEvent::into_verified)
     }
 }
 

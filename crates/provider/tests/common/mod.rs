@@ -32,6 +32,7 @@ fn participant(id: &str, name: &str, role: ParticipantRole, group: u32) -> Parti
         signed_at: None,
         invited_at: None,
         signing_room_url: None,
+        provider_reference: None,
     }
 }
 
@@ -97,6 +98,7 @@ pub fn agreement() -> Agreement {
         sent_at: Some(now),
         expires_at: Some(now + chrono::TimeDelta::days(30)),
         completed_at: None,
+        delivered_round: None,
         version: 2,
         history_len: 2,
         published_len: 2,

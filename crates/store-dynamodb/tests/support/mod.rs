@@ -133,13 +133,15 @@ pub fn provider_event(
     participant: &str,
     event_id: &str,
 ) -> countersign_provider::VerifiedEvent {
-    countersign_provider::VerifiedEvent {
-        provider: "sandbox".to_owned(),
-        event_id: event_id.to_owned(),
+    countersign_provider::sandbox::SandboxEvent {
+        id: event_id.to_owned(),
         event_type: event_type.to_owned(),
-        agreement_id: agreement_id.to_owned(),
-        participant_id: Some(participant.to_owned()),
-        signed_document: None,
-        occurred_at: chrono::Utc::now(),
+        created_at: chrono::Utc::now(),
+        data: countersign_provider::sandbox::SandboxEventData {
+            agreement_id: agreement_id.to_owned(),
+            participant_id: Some(participant.to_owned()),
+            signed_document: None,
+        },
     }
+    .into_verified("sandbox")
 }

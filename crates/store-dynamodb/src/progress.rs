@@ -1,0 +1,189 @@
+//! Provider progress on the table (SPEC section 9): how far an adapter got with an agreement,
+//! and the key from the provider's own reference to the agreement, written together.
+//!
+//! | kind | `pk` | `sk` | other attributes |
+//! |---|---|---|---|
+//! | `provider_progress` | `AGREEMENT#<id>` | `PROGRESS` | `provider`, `state`, `reference`?, `revision` (N), `updated_at` |
+//! | `provider_reference` | `PROVREF#<len(provider)>#<provider>#<reference>` | `R` | `agreement_id` |
+//!
+//! Neither carries index keys, and their kinds keep them out of the outbox stream's filter.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use countersign_store::{CommitError, ProviderProgress, ProviderProgressStore, StoreError};
+
+use crate::error::unavailable;
+use crate::item::{agreement_pk, n, s, string, time_key, Item, KIND, PK, SK};
+use crate::store::{new_commit_token, DynamoStore};
+
+const PROGRESS_SK: &str = "PROGRESS";
+const REFERENCE_SK: &str = "R";
+const REVISION: &str = "revision";
+
+/// The provider's name is length-prefixed so that no provider can forge another's key.
+fn reference_pk(provider: &str, reference: &str) -> String {
+    format!("PROVREF#{}#{provider}#{reference}", provider.len())
+}
+
+fn progress_item(progress: &ProviderProgress) -> Item {
+    let mut item = Item::from([
+        (PK.to_owned(), s(agreement_pk(&progress.agreement_id))),
+        (SK.to_owned(), s(PROGRESS_SK)),
+        (KIND.to_owned(), s("provider_progress")),
+        ("provider".to_owned(), s(&progress.provider)),
+        ("state".to_owned(), s(&progress.state)),
+        (REVISION.to_owned(), n(progress.revision)),
+        ("updated_at".to_owned(), s(time_key(progress.updated_at))),
+    ]);
+    if let Some(reference) = &progress.reference {
+        item.insert("reference".to_owned(), s(reference));
+    }
+    item
+}
+
+fn decode_progress(agreement_id: &str, item: &Item) -> Result<ProviderProgress, StoreError> {
+    let text = |name: &str| {
+        string(item, name).map(str::to_owned).ok_or_else(|| {
+            StoreError::Corrupt(format!("a provider progress item without `{name}`"))
+        })
+    };
+    let revision = item
+        .get(REVISION)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("a provider progress item without `{REVISION}`"))
+        })?;
+    let updated_at = text("updated_at")?;
+    Ok(ProviderProgress {
+        agreement_id: agreement_id.to_owned(),
+        provider: text("provider")?,
+        state: text("state")?,
+        reference: string(item, "reference").map(str::to_owned),
+        revision,
+        updated_at: DateTime::parse_from_rfc3339(&updated_at)
+            .map_err(|error| {
+                StoreError::Corrupt(format!("provider progress `updated_at`: {error}"))
+            })?
+            .with_timezone(&Utc),
+    })
+}
+
+fn malformed(error: impl std::fmt::Display) -> CommitError {
+    CommitError::Store(StoreError::Unavailable(format!("malformed Put: {error}")))
+}
+
+#[async_trait]
+impl ProviderProgressStore for DynamoStore {
+    async fn get_provider_progress(
+        &self,
+        agreement_id: &str,
+    ) -> Result<Option<ProviderProgress>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(agreement_pk(agreement_id)))
+            .key(SK, s(PROGRESS_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        output
+            .item()
+            .map(|item| decode_progress(agreement_id, item))
+            .transpose()
+    }
+
+    /// One `TransactWriteItems` (progress guarded by its revision, reference key guarded by its
+    /// holder) with a client request token, so that the SDK's own retry of a write that committed
+    /// is not mistaken for a lost race.
+    async fn put_provider_progress(&self, progress: &ProviderProgress) -> Result<(), CommitError> {
+        if progress.revision == 0 {
+            return Err(CommitError::Conflict);
+        }
+        let mut put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(progress_item(progress)))
+            .expression_attribute_names("#pk", PK);
+        put = if progress.revision == 1 {
+            put.condition_expression("attribute_not_exists(#pk)")
+        } else {
+            put.condition_expression("#revision = :previous")
+                .expression_attribute_names("#revision", REVISION)
+                .expression_attribute_values(":previous", n(progress.revision - 1))
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .put(put.build().map_err(malformed)?)
+            .build()];
+        if let Some(reference) = &progress.reference {
+            let key = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(Item::from([
+                    (
+                        PK.to_owned(),
+                        s(reference_pk(&progress.provider, reference)),
+                    ),
+                    (SK.to_owned(), s(REFERENCE_SK)),
+                    (KIND.to_owned(), s("provider_reference")),
+                    ("agreement_id".to_owned(), s(&progress.agreement_id)),
+                ])))
+                .condition_expression("attribute_not_exists(#pk) OR #agreement = :agreement")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#agreement", "agreement_id")
+                .expression_attribute_values(
+                    ":agreement",
+                    AttributeValue::S(progress.agreement_id.clone()),
+                )
+                .build()
+                .map_err(malformed)?;
+            items.push(TransactWriteItem::builder().put(key).build());
+        }
+        match self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(new_commit_token())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                Err(CommitError::Conflict)
+            }
+            Err(error) => Err(CommitError::Store(unavailable(
+                "TransactWriteItems",
+                &error,
+            ))),
+        }
+    }
+
+    async fn find_by_provider_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(reference_pk(provider, reference)))
+            .key(SK, s(REFERENCE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        Ok(output
+            .item()
+            .and_then(|item| string(item, "agreement_id"))
+            .map(str::to_owned))
+    }
+}
