@@ -60,6 +60,8 @@ pub struct ParticipantView<'a> {
     signed_at: Option<String>,
     invited_at: Option<String>,
     signing_room_url: Option<&'a str>,
+    /// The provider's id for this participant, once the round is delivered.
+    provider_reference: Option<&'a str>,
 }
 
 impl<'a> AgreementView<'a> {
@@ -94,6 +96,7 @@ impl<'a> AgreementView<'a> {
                     signed_at: optional_timestamp(&participant.signed_at),
                     invited_at: optional_timestamp(&participant.invited_at),
                     signing_room_url: participant.signing_room_url.as_deref(),
+                    provider_reference: participant.provider_reference.as_deref(),
                 })
                 .collect(),
             observers: &agreement.observers,

@@ -195,7 +195,7 @@ async fn every_event_file_through_its_function() {
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
     let logs = dispatcher.logs.lock().unwrap().join("\n");
     assert!(
-        logs.contains("SendEnvelope") && logs.contains("Invite"),
+        logs.contains(r#"action: \"send\""#) && logs.contains(r#"action: \"invite\""#),
         "{logs}"
     );
     let mut poisoned: Value = serde_json::from_str(&fixture("sqs-dispatch.json", &third)).unwrap();

@@ -36,7 +36,31 @@ const SETTINGS: &[(&str, &str)] = &[
     ("SANDBOX_ENABLED", settings::SANDBOX_ENABLED),
     ("SWEEP_PAGE_SIZE", settings::SWEEP_PAGE_SIZE),
     ("SWEEP_MAX_SECONDS", settings::SWEEP_MAX_SECONDS),
+    ("DOCUMENTS_BUCKET", settings::DOCUMENTS_BUCKET),
+    ("TEST_MODE_PROVIDER", settings::TEST_MODE_PROVIDER),
+    ("ZIGNED_API_URL", settings::ZIGNED_API_URL),
+    ("ZIGNED_TOKEN_URL", settings::ZIGNED_TOKEN_URL),
+    (
+        "ZIGNED_CREDENTIALS_PARAMETER",
+        settings::ZIGNED_CREDENTIALS_PARAMETER,
+    ),
+    (
+        "ZIGNED_WEBHOOK_SECRET_PARAMETER",
+        settings::ZIGNED_WEBHOOK_SECRET_PARAMETER,
+    ),
 ];
+
+/// What each function may do with the documents bucket (SPEC section 9): the read function
+/// presigns links to signed documents, the callback processor keeps them, the dispatcher reads
+/// the documents it sends. Nobody else touches the bucket.
+const DOCUMENT_GRANTS: &[(&str, &str, &str)] = &[
+    ("read", "s3:GetObject", "/signed/*"),
+    ("callback-processor", "s3:PutObject", "/signed/*"),
+    ("dispatcher", "s3:GetObject", "/documents/*"),
+];
+
+/// The functions that read Zigned's OAuth credentials: those that call Zigned.
+const ZIGNED_CLIENTS: &[&str] = &["dispatcher", "callback-processor"];
 
 /// SPEC section 3: every route, and the binary meant to serve it.
 const ROUTES: &[(&str, &str, &str)] = &[
@@ -45,6 +69,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/agreements/{id}", "read"),
     ("PATCH", "/v1/agreements/{id}", "read"),
     ("GET", "/v1/agreements/{id}/history", "read"),
+    ("GET", "/v1/agreements/{id}/signed-document", "read"),
     ("POST", "/v1/agreements/{id}/lifecycle", "lifecycle"),
     (
         "POST",
@@ -295,6 +320,18 @@ impl<'a> Function<'a> {
                     })
                     .iter()
             })
+            // A conditional statement (`!If [condition, statement, !Ref AWS::NoValue]`) is read
+            // as granted: the test checks what it may come to.
+            .map(
+                |statement| match statement.get("Fn::If").and_then(Value::as_array) {
+                    Some(branches)
+                        if branches.len() == 3 && branches[2] == ref_of("AWS::NoValue") =>
+                    {
+                        &branches[1]
+                    }
+                    _ => statement,
+                },
+            )
             .collect()
     }
 
@@ -909,21 +946,34 @@ fn policies_grant_what_the_environment_points_at() {
         if let Some(bus) = environment.get(settings::EVENT_BUS_NAME).and_then(ref_name) {
             expected_other.push(("events:PutEvents".to_owned(), get_att_of(bus, "Arn")));
         }
-        if let Some(parameter) = environment
-            .get(settings::WEBHOOK_SECRET_PARAMETER)
-            .and_then(ref_name)
-        {
-            let grant = grants
-                .iter()
-                .find(|(action, _)| action == "ssm:GetParameter")
-                .unwrap_or_else(|| panic!("{binary}: ssm:GetParameter on its secrets"));
-            let arn = grant.1["Fn::Sub"].as_str().unwrap_or_default();
-            assert!(
-                arn.starts_with("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:")
-                    && arn.ends_with(&format!(":parameter${{{parameter}}}")),
-                "{binary}: ssm:GetParameter on the parameter {parameter} names: {arn}"
+        let mut parameters: Vec<&str> = [
+            settings::WEBHOOK_SECRET_PARAMETER,
+            settings::ZIGNED_WEBHOOK_SECRET_PARAMETER,
+        ]
+        .iter()
+        .filter_map(|variable| environment.get(*variable).and_then(ref_name))
+        .collect();
+        if ZIGNED_CLIENTS.contains(&binary) {
+            parameters.push("ZignedCredentialsParameterName");
+        }
+        for parameter in parameters {
+            let arn = format!(
+                "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{parameter}}}"
             );
-            expected_other.push(grant.clone());
+            let grant = ("ssm:GetParameter".to_owned(), json!({ "Fn::Sub": arn }));
+            assert!(
+                grants.contains(&grant),
+                "{binary}: ssm:GetParameter on the parameter {parameter}: {grants:?}"
+            );
+            expected_other.push(grant);
+        }
+        let bucket = ref_name(&environment[settings::DOCUMENTS_BUCKET])
+            .unwrap_or_else(|| panic!("{binary}: DOCUMENTS_BUCKET is a bucket"));
+        for (_, action, path) in DOCUMENT_GRANTS.iter().filter(|(b, _, _)| *b == binary) {
+            expected_other.push((
+                (*action).to_owned(),
+                json!({ "Fn::Sub": format!("${{{bucket}.Arn}}{path}") }),
+            ));
         }
         for grant in &expected_other {
             assert!(
@@ -948,8 +998,7 @@ fn policies_grant_what_the_environment_points_at() {
             );
         }
     }
-    // The provider dispatcher only reads agreements; the publisher and the callback function
-    // never touch the table (the stream reaches the publisher through its event source).
+    // The publisher and the callback function never touch the table (the stream reaches the publisher through its event source).
     let table_actions = |binary: &str| -> BTreeSet<String> {
         template
             .function(binary)
@@ -959,9 +1008,10 @@ fn policies_grant_what_the_environment_points_at() {
             .filter(|action| action.starts_with("dynamodb:"))
             .collect()
     };
+    // The dispatcher reads agreements and writes the provider's progress and the delivery.
     assert_eq!(
         table_actions("dispatcher"),
-        BTreeSet::from(["dynamodb:GetItem".to_owned()])
+        BTreeSet::from(["dynamodb:GetItem".to_owned(), "dynamodb:PutItem".to_owned()])
     );
     assert!(table_actions("outbox-publisher").is_empty());
     assert!(table_actions("callback").is_empty());
@@ -1038,6 +1088,61 @@ fn every_dead_letter_queue_has_an_alarm() {
             properties["AlarmActions"],
             json!({"Fn::If": ["HasAlarmTopic", [ref_of("AlarmTopicArn")], ref_of("AWS::NoValue")]}),
             "{id}: tells the AlarmTopicArn topic, when there is one"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------ documents
+
+/// The documents bucket (SPEC section 9): versioned, encrypted, never public, TLS only, and the
+/// one bucket every function is told of.
+#[test]
+fn the_documents_bucket_is_versioned_encrypted_private_and_tls_only() {
+    let template = Template::load();
+    let bucket = template.only("AWS::S3::Bucket");
+    let properties = &template.resource(bucket)["Properties"];
+    assert_eq!(properties["VersioningConfiguration"]["Status"], "Enabled");
+    let encryption = &properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert!(
+        ["AES256", "aws:kms"].contains(
+            &encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+                .as_str()
+                .unwrap_or_default()
+        ),
+        "{encryption}"
+    );
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            properties["PublicAccessBlockConfiguration"][setting], true,
+            "{setting}"
+        );
+    }
+    let (_, policy) = template
+        .of_type("AWS::S3::BucketPolicy")
+        .into_iter()
+        .find(|(_, policy)| policy["Properties"]["Bucket"] == ref_of(bucket))
+        .expect("a bucket policy");
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    assert!(
+        statements
+            .iter()
+            .any(|statement| statement["Effect"] == "Deny"
+                && statement["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+        "plain HTTP is denied: {statements:?}"
+    );
+    for function in template.functions() {
+        assert_eq!(
+            function.environment().get(settings::DOCUMENTS_BUCKET),
+            Some(&ref_of(bucket)),
+            "{}",
+            function.binary_name()
         );
     }
 }

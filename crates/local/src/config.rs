@@ -129,7 +129,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "COUNTERSIGN_ZIGNED_CLIENT_SECRET",
-        "(unset)",
+        "(unset: Zigned not configured)",
         "Zigned OAuth client secret; never logged",
     ),
     (
@@ -166,13 +166,13 @@ fn zigned_settings(
         ),
         (Some(_), None) => {
             return Err(
-                "COUNTERSIGN_ZIGNED_CLIENT_SECRET: needed with COUNTERSIGN_ZIGNED_CLIENT_ID"
+                "COUNTERSIGN_ZIGNED_CLIENT_ID: set without COUNTERSIGN_ZIGNED_CLIENT_SECRET"
                     .to_owned(),
             )
         }
         (None, Some(_)) => {
             return Err(
-                "COUNTERSIGN_ZIGNED_CLIENT_ID: needed with COUNTERSIGN_ZIGNED_CLIENT_SECRET"
+                "COUNTERSIGN_ZIGNED_CLIENT_SECRET: set without COUNTERSIGN_ZIGNED_CLIENT_ID"
                     .to_owned(),
             )
         }

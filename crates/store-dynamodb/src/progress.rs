@@ -28,7 +28,9 @@ fn reference_pk(provider: &str, reference: &str) -> String {
     format!("PROVREF#{}#{provider}#{reference}", provider.len())
 }
 
-fn progress_item(progress: &ProviderProgress) -> Item {
+const COMMIT_TOKEN: &str = "commit_token";
+
+fn progress_item(progress: &ProviderProgress, token: &str) -> Item {
     let mut item = Item::from([
         (PK.to_owned(), s(agreement_pk(&progress.agreement_id))),
         (SK.to_owned(), s(PROGRESS_SK)),
@@ -37,6 +39,7 @@ fn progress_item(progress: &ProviderProgress) -> Item {
         ("state".to_owned(), s(&progress.state)),
         (REVISION.to_owned(), n(progress.revision)),
         ("updated_at".to_owned(), s(time_key(progress.updated_at))),
+        (COMMIT_TOKEN.to_owned(), s(token)),
     ]);
     if let Some(reference) = &progress.reference {
         item.insert("reference".to_owned(), s(reference));
@@ -76,6 +79,27 @@ fn malformed(error: impl std::fmt::Display) -> CommitError {
     CommitError::Store(StoreError::Unavailable(format!("malformed Put: {error}")))
 }
 
+impl DynamoStore {
+    async fn written_token(&self, agreement_id: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(agreement_pk(agreement_id)))
+            .key(SK, s(PROGRESS_SK))
+            .consistent_read(true)
+            .projection_expression("#token")
+            .expression_attribute_names("#token", COMMIT_TOKEN)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        Ok(output
+            .item()
+            .and_then(|item| string(item, COMMIT_TOKEN))
+            .map(str::to_owned))
+    }
+}
+
 #[async_trait]
 impl ProviderProgressStore for DynamoStore {
     async fn get_provider_progress(
@@ -105,12 +129,13 @@ impl ProviderProgressStore for DynamoStore {
         if progress.revision == 0 {
             return Err(CommitError::Conflict);
         }
+        let token = new_commit_token();
         let mut put = Put::builder()
             .table_name(self.table())
-            .set_item(Some(progress_item(progress)))
-            .expression_attribute_names("#pk", PK);
+            .set_item(Some(progress_item(progress, &token)));
         put = if progress.revision == 1 {
             put.condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
         } else {
             put.condition_expression("#revision = :previous")
                 .expression_attribute_names("#revision", REVISION)
@@ -142,27 +167,30 @@ impl ProviderProgressStore for DynamoStore {
                 .map_err(malformed)?;
             items.push(TransactWriteItem::builder().put(key).build());
         }
-        match self
+        let refused = match self
             .client()
             .transact_write_items()
             .set_transact_items(Some(items))
-            .client_request_token(new_commit_token())
+            .client_request_token(&token)
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => return Ok(()),
             Err(SdkError::ServiceError(service))
                 if matches!(
                     service.err(),
                     TransactWriteItemsError::TransactionCanceledException(_)
                 ) =>
             {
-                Err(CommitError::Conflict)
+                CommitError::Conflict
             }
-            Err(error) => Err(CommitError::Store(unavailable(
-                "TransactWriteItems",
-                &error,
-            ))),
+            Err(error) => CommitError::Store(unavailable("TransactWriteItems", &error)),
+        };
+        // A write whose answer was lost may have committed, and a retry of it then meets its own
+        // condition: read back whether the stored revision is this very write.
+        match self.written_token(&progress.agreement_id).await {
+            Ok(Some(written)) if written == token => Ok(()),
+            _ => Err(refused),
         }
     }
 

@@ -62,6 +62,7 @@ pub struct Resources {
     /// Subscribed to every countersign event on the bus.
     pub subscriber_queue_url: String,
     pub secret_parameter: String,
+    pub documents_bucket: String,
 }
 
 impl Resources {
@@ -113,9 +114,21 @@ impl Resources {
             .send()
             .await
             .expect("parameter");
+        let documents_bucket = moto::unique_name("documents").to_lowercase();
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        )
+        .create_bucket()
+        .bucket(&documents_bucket)
+        .send()
+        .await
+        .expect("documents bucket");
         Resources {
             sdk,
             table,
+            documents_bucket,
             callback_queue_url,
             callback_queue_arn,
             bus,
@@ -132,6 +145,7 @@ impl Resources {
             ("EVENT_BUS_NAME", self.bus.clone()),
             ("WEBHOOK_SECRET_PARAMETER", self.secret_parameter.clone()),
             ("SWEEP_PAGE_SIZE", "25".to_owned()),
+            ("DOCUMENTS_BUCKET", self.documents_bucket.clone()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
