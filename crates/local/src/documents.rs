@@ -284,7 +284,6 @@ mod tests {
                 .uri(path)
                 .body(Body::Empty)
                 .unwrap()
-                .into()
         };
         let answer: Response<Body> = documents.serve(&get(&link.url), now).await;
         assert_eq!(answer.status(), StatusCode::OK);
