@@ -133,17 +133,14 @@ async fn answer(
     {
         let mut seen = seen.lock().unwrap();
         seen.calls.push(format!("{method} {path} {status}"));
-        for value in reply.headers().get_all(prism::VIOLATIONS_HEADER) {
-            let text = value.to_str().unwrap_or_default();
-            if let Ok(Value::Array(violations)) = serde_json::from_str::<Value>(text) {
-                for violation in violations {
-                    if violation.pointer("/location/0").and_then(Value::as_str) != Some("response")
-                    {
-                        seen.violations
-                            .push(format!("{method} {path}: {violation}"));
-                    }
-                }
-            }
+        let values = reply
+            .headers()
+            .get_all(prism::VIOLATIONS_HEADER)
+            .iter()
+            .map(|value| value.to_str().unwrap_or("(not text)"));
+        for violation in prism::request_violations(values) {
+            seen.violations
+                .push(format!("{method} {path}: {violation}"));
         }
     }
     let content_type = reply.headers().get("content-type").cloned();

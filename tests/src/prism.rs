@@ -12,6 +12,29 @@ use std::sync::Mutex;
 /// The header in which Prism lists what a request broke in the document.
 pub const VIOLATIONS_HEADER: &str = "sl-violations";
 
+/// What Prism's `sl-violations` header values say the request broke, one line each. Prism also
+/// lists what its own generated answers break (`"location": ["response", ...]`): those are left
+/// out, only the request is the caller's doing. A value that is not Prism's JSON list is kept
+/// whole.
+pub fn request_violations<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut violations = Vec::new();
+    for text in values {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Array(listed)) => violations.extend(
+                listed
+                    .into_iter()
+                    .filter(|violation| {
+                        violation.pointer("/location/0").and_then(|v| v.as_str())
+                            != Some("response")
+                    })
+                    .map(|violation| violation.to_string()),
+            ),
+            _ => violations.push(text.to_owned()),
+        }
+    }
+    violations
+}
+
 /// `<repo>/../shared/providers/zigned`: CI puts `shared/` beside the clone.
 pub fn zigned_documents_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(

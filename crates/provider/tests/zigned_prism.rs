@@ -28,25 +28,13 @@ fn client(api_url: String) -> (ZignedClient, Arc<Mutex<Seen>>) {
         let mut seen = sink.lock().unwrap();
         seen.calls
             .push(format!("{method} {path} {}", status.as_u16()));
-        for value in headers.get_all(prism::VIOLATIONS_HEADER) {
-            let text = value.to_str().unwrap_or("(not text)");
-            // Prism also lists what its own generated answers break (`"location":
-            // ["response", ...]`): only the requests are the adapter's doing.
-            let of_the_request = match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Array(violations)) => violations
-                    .into_iter()
-                    .filter(|violation| {
-                        violation.pointer("/location/0").and_then(|v| v.as_str())
-                            != Some("response")
-                    })
-                    .map(|violation| violation.to_string())
-                    .collect(),
-                _ => vec![text.to_owned()],
-            };
-            for violation in of_the_request {
-                seen.violations
-                    .push(format!("{method} {path}: {violation}"));
-            }
+        let values = headers
+            .get_all(prism::VIOLATIONS_HEADER)
+            .iter()
+            .map(|value| value.to_str().unwrap_or("(not text)"));
+        for violation in prism::request_violations(values) {
+            seen.violations
+                .push(format!("{method} {path}: {violation}"));
         }
     });
     let config = ZignedConfig::new("client-id", SecretString::from("client-secret"))

@@ -17,7 +17,7 @@ use countersign_store::{CommitError, ProviderProgress, ProviderProgressStore, St
 
 use crate::error::unavailable;
 use crate::item::{agreement_pk, n, s, string, time_key, Item, KIND, PK, SK};
-use crate::store::{new_commit_token, DynamoStore};
+use crate::store::{new_commit_token, DynamoStore, COMMIT_TOKEN};
 
 const PROGRESS_SK: &str = "PROGRESS";
 const REFERENCE_SK: &str = "R";
@@ -27,8 +27,6 @@ const REVISION: &str = "revision";
 fn reference_pk(provider: &str, reference: &str) -> String {
     format!("PROVREF#{}#{provider}#{reference}", provider.len())
 }
-
-const COMMIT_TOKEN: &str = "commit_token";
 
 fn progress_item(progress: &ProviderProgress, token: &str) -> Item {
     let mut item = Item::from([
@@ -77,27 +75,6 @@ fn decode_progress(agreement_id: &str, item: &Item) -> Result<ProviderProgress, 
 
 fn malformed(error: impl std::fmt::Display) -> CommitError {
     CommitError::Store(StoreError::Unavailable(format!("malformed Put: {error}")))
-}
-
-impl DynamoStore {
-    async fn written_token(&self, agreement_id: &str) -> Result<Option<String>, StoreError> {
-        let output = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key(PK, s(agreement_pk(agreement_id)))
-            .key(SK, s(PROGRESS_SK))
-            .consistent_read(true)
-            .projection_expression("#token")
-            .expression_attribute_names("#token", COMMIT_TOKEN)
-            .send()
-            .await
-            .map_err(|error| unavailable("GetItem", &error))?;
-        Ok(output
-            .item()
-            .and_then(|item| string(item, COMMIT_TOKEN))
-            .map(str::to_owned))
-    }
 }
 
 #[async_trait]
@@ -188,7 +165,10 @@ impl ProviderProgressStore for DynamoStore {
         };
         // A write whose answer was lost may have committed, and a retry of it then meets its own
         // condition: read back whether the stored revision is this very write.
-        match self.written_token(&progress.agreement_id).await {
+        match self
+            .commit_token_at(&agreement_pk(&progress.agreement_id), PROGRESS_SK)
+            .await
+        {
             Ok(Some(written)) if written == token => Ok(()),
             _ => Err(refused),
         }

@@ -290,14 +290,25 @@ pub(crate) fn new_commit_token() -> String {
 
 impl DynamoStore {
     /// The token of the commit that wrote the agreement's history entry `sequence`, if it is
-    /// there; one strongly consistent `GetItem`.
+    /// there.
     async fn commit_token_of(&self, id: &str, sequence: u64) -> Result<Option<String>, StoreError> {
+        self.commit_token_at(&agreement_pk(id), &history_sk(sequence))
+            .await
+    }
+
+    /// The [`COMMIT_TOKEN`] of the item at (`pk`, `sk`), if there is one; one strongly
+    /// consistent `GetItem`. How a write whose answer was lost finds out whether it committed.
+    pub(crate) async fn commit_token_at(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<String>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, s(agreement_pk(id)))
-            .key(SK, s(history_sk(sequence)))
+            .key(PK, s(pk))
+            .key(SK, s(sk))
             .consistent_read(true)
             .projection_expression("#token")
             .expression_attribute_names("#token", COMMIT_TOKEN)
