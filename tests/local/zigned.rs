@@ -1,157 +1,19 @@
 //! End to end with Zigned: `countersign-local` configured for Zigned, whose REST API is Prism
 //! serving Zigned's published OpenAPI document (every request the adapter makes must pass its
-//! validation). A small front in this test forwards everything to Prism and plays only what
-//! Prism cannot: the agreement's signed document (`GET /agreements/{id}`) and its download.
-//! Zigned's webhooks are made here, in Zigned's format, signed with the webhook secret.
+//! validation), behind the front of `countersign_e2e::zigned`, which plays only what Prism cannot
+//! (the signed document and its download). Zigned's webhooks are made in Zigned's format, signed
+//! with the webhook secret.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use countersign_e2e::{prism, sandbox_signature_at, Client, LocalProcess, Reply};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use countersign_e2e::zigned::{
+    agreement_event, now, participant_event, signature, ZignedFront, SIGNED_PDF,
+};
+use countersign_e2e::{prism, Client, LocalProcess, Reply};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_countersign-local");
 const CLIENT_SECRET: &str = "zigned-oauth-client-secret-e2e";
 const WEBHOOK_SECRET: &str = "zigned-webhook-secret-for-e2e-tests";
-const SIGNED_PDF: &[u8] = b"%PDF-1.7\n% signed by every participant at Zigned\n%%EOF\n";
-
-/// What went through the front: each call with Prism's status, and Prism's request violations.
-#[derive(Default)]
-struct Seen {
-    calls: Vec<String>,
-    violations: Vec<String>,
-}
-
-struct Front {
-    url: String,
-    seen: Arc<Mutex<Seen>>,
-}
-
-impl Front {
-    fn calls(&self, prefix: &str) -> usize {
-        let seen = self.seen.lock().unwrap();
-        seen.calls
-            .iter()
-            .filter(|call| call.starts_with(prefix))
-            .count()
-    }
-
-    fn assert_all_valid(&self) {
-        let seen = self.seen.lock().unwrap();
-        assert!(
-            seen.violations.is_empty(),
-            "Prism found requests that break Zigned's document:\n{}",
-            seen.violations.join("\n")
-        );
-        let refused: Vec<_> = seen
-            .calls
-            .iter()
-            .filter(|call| {
-                call.ends_with(" 400")
-                    || call.ends_with(" 401")
-                    || call.ends_with(" 422")
-                    || call.ends_with(" 404")
-            })
-            .collect();
-        assert!(refused.is_empty(), "requests Prism refused: {refused:?}");
-    }
-}
-
-async fn front(prism_url: String) -> Front {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let state = (url.clone(), prism_url, seen.clone(), reqwest::Client::new());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(state, request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Front { url, seen }
-}
-
-type State = (String, String, Arc<Mutex<Seen>>, reqwest::Client);
-
-async fn answer(
-    (own, prism_url, seen, http): State,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    // What Prism cannot play: the signed document of a finalized agreement, and its bytes.
-    if method == hyper::Method::GET && segments.len() == 2 && segments[0] == "agreements" {
-        seen.lock()
-            .unwrap()
-            .calls
-            .push("GET /agreements/{id} (front) 200".to_owned());
-        let body = json!({"version": "1.0", "result_type": "single", "resource_type": "agreement",
-            "data": {"id": segments[1], "status": "fulfilled",
-                "documents": {"signed_document": {"data": {"url": format!("{own}/download/signed.pdf")}}}}});
-        return Response::new(Full::new(Bytes::from(body.to_string())));
-    }
-    if path == "/download/signed.pdf" {
-        seen.lock()
-            .unwrap()
-            .calls
-            .push("GET /download (front) 200".to_owned());
-        return Response::new(Full::new(Bytes::from_static(SIGNED_PDF)));
-    }
-    let headers = request.headers().clone();
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let mut forward = http.request(method.clone(), format!("{prism_url}{}", path));
-    for (name, value) in &headers {
-        if name != "host" && name != "content-length" {
-            forward = forward.header(name, value);
-        }
-    }
-    let reply = forward.body(body).send().await.expect("Prism answers");
-    let status = reply.status().as_u16();
-    {
-        let mut seen = seen.lock().unwrap();
-        seen.calls.push(format!("{method} {path} {status}"));
-        let values = reply
-            .headers()
-            .get_all(prism::VIOLATIONS_HEADER)
-            .iter()
-            .map(|value| value.to_str().unwrap_or("(not text)"));
-        for violation in prism::request_violations(values) {
-            seen.violations
-                .push(format!("{method} {path}: {violation}"));
-        }
-    }
-    let content_type = reply.headers().get("content-type").cloned();
-    let bytes = reply.bytes().await.unwrap_or_default();
-    let mut response = Response::new(Full::new(bytes));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-    if let Some(content_type) = content_type {
-        response.headers_mut().insert("content-type", content_type);
-    }
-    response
-}
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -193,16 +55,9 @@ fn live_agreement(documents: &Documents, main_sha256: &str) -> Value {
     })
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 async fn webhook(client: &Client, body: &Value, timestamp: u64, secret: &str) -> Reply {
     let bytes = body.to_string().into_bytes();
-    let signature = sandbox_signature_at(secret.as_bytes(), timestamp, &bytes);
+    let signature = signature(secret, timestamp, &bytes);
     client
         .send_raw(
             "/callbacks/zigned",
@@ -218,22 +73,6 @@ async fn webhook(client: &Client, body: &Value, timestamp: u64, secret: &str) ->
 async fn signed_webhook(client: &Client, body: Value) {
     let reply = webhook(client, &body, now(), WEBHOOK_SECRET).await;
     assert_eq!(reply.status, 202, "webhook {body}: {:?}", reply.body);
-}
-
-fn participant_event(event: &str, agreement: &Value, participant: &str, status: &str) -> Value {
-    let person = agreement["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == participant)
-        .unwrap();
-    json!({"event": event, "data": {"id": person["provider_reference"], "resource_type": "participant",
-        "email": person["email"], "status": status, "agreement": agreement["provider"]["reference"],
-        "signed_at": null}})
-}
-
-fn agreement_event(event: &str, agreement: &Value) -> Value {
-    json!({"event_type": event, "data": {"id": agreement["provider"]["reference"], "resource_type": "agreement", "status": "pending"}})
 }
 
 async fn history_types(client: &Client, id: &str) -> Vec<String> {
@@ -259,7 +98,7 @@ async fn delivered(client: &Client, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_agreements_go_through_zigned_end_to_end() {
-    let front = front(prism::zigned_api_dynamic()).await;
+    let front = ZignedFront::start(prism::zigned_api_dynamic()).await;
     let documents = documents();
     let main_sha256 = sha256(&documents.main);
     let process = LocalProcess::start(
@@ -537,9 +376,18 @@ async fn live_agreements_go_through_zigned_end_to_end() {
     );
 
     front.assert_all_valid();
-    // Each agreement was created once at Zigned.
-    assert_eq!(front.calls("POST /agreements "), 8);
     let logs = process.logs().join("\n");
+    // Each agreement was created once at Zigned.
+    let retries: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("retrying"))
+        .collect();
+    assert_eq!(
+        front.calls("POST /agreements "),
+        8,
+        "calls: {:?}\nretries: {retries:#?}",
+        front.calls_made("POST /agreements ")
+    );
     for secret in [CLIENT_SECRET, WEBHOOK_SECRET, "an-older-webhook-secret"] {
         assert!(!logs.contains(secret), "a secret is in the logs");
     }

@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod moto;
 pub mod prism;
+pub mod zigned;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

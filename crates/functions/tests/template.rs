@@ -1008,10 +1008,15 @@ fn policies_grant_what_the_environment_points_at() {
             .filter(|action| action.starts_with("dynamodb:"))
             .collect()
     };
-    // The dispatcher reads agreements and writes the provider's progress and the delivery.
+    // The dispatcher reads agreements, writes the provider's progress and the delivery, and
+    // takes and gives back its lease of an agreement.
     assert_eq!(
         table_actions("dispatcher"),
-        BTreeSet::from(["dynamodb:GetItem".to_owned(), "dynamodb:PutItem".to_owned()])
+        BTreeSet::from([
+            "dynamodb:GetItem".to_owned(),
+            "dynamodb:PutItem".to_owned(),
+            "dynamodb:DeleteItem".to_owned()
+        ])
     );
     assert!(table_actions("outbox-publisher").is_empty());
     assert!(table_actions("callback").is_empty());

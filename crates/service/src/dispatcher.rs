@@ -126,7 +126,18 @@ pub struct Dispatcher<S: ?Sized> {
     documents: Arc<dyn DocumentSource>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
+    lease_wait: std::time::Duration,
 }
+
+/// How long a dispatch holds its agreement's lease: longer than any one provider call with its
+/// own retries (the lease is renewed as progress is recorded), short enough that the lease of a
+/// dispatch that died is free again before its message is redelivered.
+const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How long a dispatch waits for another dispatch of the same agreement before it gives up and
+/// is redelivered, and how often it looks meanwhile.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl<S> Dispatcher<S>
 where
@@ -145,16 +156,45 @@ where
             documents,
             clock,
             retry,
+            lease_wait: LEASE_WAIT,
         }
     }
 
+    /// How long a dispatch waits for another dispatch of its agreement to end (10 s by default).
+    pub fn with_lease_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lease_wait = wait;
+        self
+    }
+
+    /// Acts on one published event. Dispatches of one agreement take turns (its
+    /// [`DispatchLease`]): two sends side by side would each create the agreement at the
+    /// provider. The agreement is read once the lease is held, so a dispatch that waited sees
+    /// what the one before it did.
     pub async fn dispatch(&self, event: &DispatchEvent) -> Result<DispatchOutcome, DispatchError> {
-        let detail = &event.detail;
         let Some(ask) = ask_of(&event.detail_type) else {
             return Ok(DispatchOutcome::NothingToDo(
                 "not an event the provider acts on",
             ));
         };
+        let lease = DispatchLease::take(
+            self.store.clone(),
+            self.clock.clone(),
+            &event.detail.agreement_id,
+            self.lease_wait,
+        )
+        .await?;
+        let outcome = self.dispatch_holding(event, ask, &lease).await;
+        lease.release().await;
+        outcome
+    }
+
+    async fn dispatch_holding(
+        &self,
+        event: &DispatchEvent,
+        ask: Ask,
+        lease: &DispatchLease<S>,
+    ) -> Result<DispatchOutcome, DispatchError> {
+        let detail = &event.detail;
         let Some(agreement) = self
             .store
             .get_agreement(&detail.agreement_id)
@@ -175,7 +215,8 @@ where
             self.clock.clone(),
             &agreement.id,
             client.name(),
-        );
+        )
+        .renewing(lease);
         match ask {
             Ask::Send => self.send(&agreement, client.as_ref(), &log).await,
             Ask::Invite => {
@@ -228,7 +269,7 @@ where
         &self,
         agreement: &Agreement,
         client: &dyn ProviderClient,
-        log: &StoreProgressLog<S>,
+        log: &StoreProgressLog<'_, S>,
     ) -> Result<DispatchOutcome, DispatchError> {
         let (Status::Pending, Some(round)) = (agreement.status, agreement.sent_at) else {
             return Ok(DispatchOutcome::NothingToDo(
@@ -338,17 +379,102 @@ fn refused(
     }
 }
 
+/// One dispatch's turn with an agreement: taken with one conditional write, renewed while the
+/// dispatch records progress, given back when it ends. A dispatch that died lets it go when it
+/// runs out ([`LEASE`]).
+pub struct DispatchLease<S: ?Sized> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    agreement_id: String,
+    holder: String,
+    renew_after: Mutex<DateTime<Utc>>,
+}
+
+impl<S: ProviderProgressStore + ?Sized> DispatchLease<S> {
+    /// Takes the lease, waiting up to `wait` for the dispatch that holds it.
+    async fn take(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        agreement_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Self, DispatchError> {
+        let holder = format!("{:032x}", rand::random::<u128>());
+        let started = tokio::time::Instant::now();
+        loop {
+            let now = clock.now();
+            if store
+                .take_dispatch_lease(agreement_id, &holder, now, now + LEASE)
+                .await?
+            {
+                return Ok(DispatchLease {
+                    store,
+                    clock,
+                    agreement_id: agreement_id.to_owned(),
+                    holder,
+                    renew_after: Mutex::new(now + LEASE / 2),
+                });
+            }
+            if started.elapsed() >= wait {
+                return Err(DispatchError::Retryable(
+                    "another dispatch of this agreement is under way".to_owned(),
+                ));
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+    }
+
+    /// Extends the lease once half of it has run: a long send keeps its turn.
+    async fn renew(&self) -> Result<(), OutboundError> {
+        let now = self.clock.now();
+        if now < *lock(&self.renew_after) {
+            return Ok(());
+        }
+        match self
+            .store
+            .take_dispatch_lease(&self.agreement_id, &self.holder, now, now + LEASE)
+            .await
+        {
+            Ok(true) => {
+                *lock(&self.renew_after) = now + LEASE / 2;
+                Ok(())
+            }
+            Ok(false) => Err(OutboundError::Retryable(
+                "this dispatch's lease ran out and another dispatch holds it".to_owned(),
+            )),
+            Err(error) => Err(OutboundError::Retryable(error.to_string())),
+        }
+    }
+
+    /// Gives the lease back; if that fails, it runs out by itself.
+    async fn release(&self) {
+        if let Err(error) = self
+            .store
+            .release_dispatch_lease(&self.agreement_id, &self.holder)
+            .await
+        {
+            tracing::warn!(agreement_id = %self.agreement_id, %error, "the dispatch lease was not given back: it runs out by itself");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// An adapter's [`ProgressLog`] over the store: each save is guarded by the revision last read
-/// or written.
-pub struct StoreProgressLog<S: ?Sized> {
+/// or written, and renews the dispatch's lease when it has one.
+pub struct StoreProgressLog<'a, S: ?Sized> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     agreement_id: String,
     provider: String,
     revision: Mutex<u64>,
+    lease: Option<&'a DispatchLease<S>>,
 }
 
-impl<S: ProviderProgressStore + ?Sized> StoreProgressLog<S> {
+impl<'a, S: ProviderProgressStore + ?Sized> StoreProgressLog<'a, S> {
     pub fn new(store: Arc<S>, clock: Arc<dyn Clock>, agreement_id: &str, provider: &str) -> Self {
         StoreProgressLog {
             store,
@@ -356,18 +482,22 @@ impl<S: ProviderProgressStore + ?Sized> StoreProgressLog<S> {
             agreement_id: agreement_id.to_owned(),
             provider: provider.to_owned(),
             revision: Mutex::new(0),
+            lease: None,
         }
     }
 
+    fn renewing(mut self, lease: &'a DispatchLease<S>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
     fn revision(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.revision
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.revision)
     }
 }
 
 #[async_trait::async_trait]
-impl<S: ProviderProgressStore + ?Sized> ProgressLog for StoreProgressLog<S> {
+impl<S: ProviderProgressStore + ?Sized> ProgressLog for StoreProgressLog<'_, S> {
     async fn load(&self) -> Result<Option<StoredProgress>, OutboundError> {
         let stored = self
             .store
@@ -391,6 +521,9 @@ impl<S: ProviderProgressStore + ?Sized> ProgressLog for StoreProgressLog<S> {
             revision,
             updated_at: self.clock.now(),
         };
+        if let Some(lease) = self.lease {
+            lease.renew().await?;
+        }
         match self.store.put_provider_progress(&record).await {
             Ok(()) => {
                 *self.revision() = revision;

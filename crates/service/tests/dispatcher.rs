@@ -32,6 +32,8 @@ struct FakeLive {
     /// What `send` answers after recording its progress.
     send_answer: Mutex<Result<(), OutboundError>>,
     documents_seen: Mutex<Vec<DocumentBytes>>,
+    /// How long `send` takes between reading its progress and recording it.
+    send_time: Mutex<std::time::Duration>,
 }
 
 impl FakeLive {
@@ -40,6 +42,7 @@ impl FakeLive {
             calls: Mutex::new(Vec::new()),
             send_answer: Mutex::new(Ok(())),
             documents_seen: Mutex::new(Vec::new()),
+            send_time: Mutex::new(std::time::Duration::ZERO),
         }
     }
 
@@ -70,6 +73,8 @@ impl ProviderClient for FakeLive {
             .push(format!("send {}", agreement.id));
         self.documents_seen.lock().unwrap().push(documents.clone());
         let previous = log.load().await?;
+        let send_time = *self.send_time.lock().unwrap();
+        tokio::time::sleep(send_time).await;
         let sends = previous.map_or(0, |stored| stored.state.parse::<u32>().unwrap_or(0)) + 1;
         log.save(StoredProgress {
             state: sends.to_string(),
@@ -571,4 +576,85 @@ async fn an_unknown_or_foreign_agreement_is_acknowledged() {
         .expect("acknowledged");
     assert_eq!(outcome, DispatchOutcome::UnknownAgreement);
     assert!(world.sandbox.calls().is_empty());
+}
+
+/// The same send delivered twice at once (an event republished while its first dispatch runs):
+/// the dispatches take turns, so the provider is asked once and the second finds it delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatches_of_one_agreement_take_turns() {
+    let world = World::new();
+    let dispatcher = world.dispatcher(true);
+    *world.live.send_time.lock().unwrap() = std::time::Duration::from_millis(300);
+    let agreement = world.create(false, false).await;
+    world
+        .lifecycle(&agreement.id, LifecycleRequest::Pending)
+        .await;
+    let send = world
+        .events(&agreement.id, 0)
+        .await
+        .into_iter()
+        .find(|event| event.detail_type == "AgreementSentForSignature")
+        .expect("a send");
+    let (first, second) = tokio::join!(dispatcher.dispatch(&send), dispatcher.dispatch(&send));
+    let mut outcomes = vec![first.expect("dispatched"), second.expect("dispatched")];
+    outcomes.sort_by_key(|outcome| format!("{outcome:?}"));
+    assert!(
+        matches!(outcomes[0], DispatchOutcome::Delivered { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1],
+        DispatchOutcome::NothingToDo("this round is already delivered")
+    );
+    assert_eq!(world.live.calls(), vec![format!("send {}", agreement.id)]);
+}
+
+/// A lease another dispatch holds: this one waits, then gives up without calling the provider
+/// and is retried; once the lease is given back the send goes through.
+#[tokio::test]
+async fn a_dispatch_waits_for_the_lease_then_is_retried() {
+    let world = World::new();
+    let dispatcher = world
+        .dispatcher(true)
+        .with_lease_wait(std::time::Duration::from_millis(100));
+    let agreement = world.create(false, false).await;
+    world
+        .lifecycle(&agreement.id, LifecycleRequest::Pending)
+        .await;
+    let send = world
+        .events(&agreement.id, 0)
+        .await
+        .into_iter()
+        .find(|event| event.detail_type == "AgreementSentForSignature")
+        .expect("a send");
+    let now = Utc::now();
+    assert!(world
+        .store
+        .take_dispatch_lease(
+            &agreement.id,
+            "another-dispatch",
+            now,
+            now + chrono::Duration::hours(1)
+        )
+        .await
+        .unwrap());
+    let error = dispatcher
+        .dispatch(&send)
+        .await
+        .expect_err("the lease is held");
+    assert!(
+        matches!(&error, DispatchError::Retryable(message) if message.contains("another dispatch")),
+        "{error:?}"
+    );
+    assert!(world.live.calls().is_empty(), "the provider is not called");
+    world
+        .store
+        .release_dispatch_lease(&agreement.id, "another-dispatch")
+        .await
+        .unwrap();
+    assert!(matches!(
+        dispatcher.dispatch(&send).await.expect("dispatched"),
+        DispatchOutcome::Delivered { .. }
+    ));
+    assert_eq!(world.live.calls().len(), 1);
 }

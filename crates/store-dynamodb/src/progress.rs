@@ -5,11 +5,14 @@
 //! |---|---|---|---|
 //! | `provider_progress` | `AGREEMENT#<id>` | `PROGRESS` | `provider`, `state`, `reference`?, `revision` (N), `updated_at` |
 //! | `provider_reference` | `PROVREF#<len(provider)>#<provider>#<reference>` | `R` | `agreement_id` |
+//! | `dispatch_lease` | `AGREEMENT#<id>` | `LEASE` | `holder`, `until` (time key) |
 //!
 //! Neither carries index keys, and their kinds keep them out of the outbox stream's filter.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -20,6 +23,9 @@ use crate::item::{agreement_pk, n, s, string, time_key, Item, KIND, PK, SK};
 use crate::store::{new_commit_token, DynamoStore, COMMIT_TOKEN};
 
 const PROGRESS_SK: &str = "PROGRESS";
+const LEASE_SK: &str = "LEASE";
+const HOLDER: &str = "holder";
+const UNTIL: &str = "until";
 const REFERENCE_SK: &str = "R";
 const REVISION: &str = "revision";
 
@@ -171,6 +177,78 @@ impl ProviderProgressStore for DynamoStore {
         {
             Ok(Some(written)) if written == token => Ok(()),
             _ => Err(refused),
+        }
+    }
+
+    /// One conditional `PutItem`. Time keys are fixed-width UTC, so they compare as strings.
+    async fn take_dispatch_lease(
+        &self,
+        agreement_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(Item::from([
+                (PK.to_owned(), s(agreement_pk(agreement_id))),
+                (SK.to_owned(), s(LEASE_SK)),
+                (KIND.to_owned(), s("dispatch_lease")),
+                (HOLDER.to_owned(), s(holder)),
+                (UNTIL.to_owned(), s(time_key(until))),
+            ])))
+            .condition_expression("attribute_not_exists(#pk) OR #until < :now OR #holder = :holder")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#until", UNTIL)
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_values(":now", s(time_key(now)))
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    PutItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(unavailable("PutItem", &error)),
+        }
+    }
+
+    async fn release_dispatch_lease(
+        &self,
+        agreement_id: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .key(PK, s(agreement_pk(agreement_id)))
+            .key(SK, s(LEASE_SK))
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Released already (a retried delete), run out and taken by another: not ours.
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    DeleteItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(unavailable("DeleteItem", &error)),
         }
     }
 

@@ -55,6 +55,7 @@ macro_rules! store_contract_tests {
             concurrent_commits,
             inbox_keeps_each_event_once_until_applied,
             provider_progress_is_guarded_and_keyed,
+            dispatch_lease_is_held_by_one_until_it_runs_out,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1675,5 +1676,108 @@ pub async fn provider_progress_is_guarded_and_keyed<S: ProviderProgressStore + ?
             .await
             .expect("find"),
         Some(agreement_id)
+    );
+}
+
+/// The dispatch lease: one holder at a time, even among concurrent takers; renewed by its holder;
+/// free again once released or run out; released only by its holder.
+pub async fn dispatch_lease_is_held_by_one_until_it_runs_out<S: ProviderProgressStore + ?Sized>(
+    store: &S,
+) {
+    let at = |seconds| time(2033, seconds);
+    let agreement_id = unique("lease-agreement");
+    let other_agreement = unique("lease-other");
+    let takers: Vec<String> = (0..6).map(|n| format!("dispatch-{n}")).collect();
+    let granted = join_all(
+        takers
+            .iter()
+            .map(|holder| store.take_dispatch_lease(&agreement_id, holder, at(0), at(60))),
+    )
+    .await;
+    let winners: Vec<&String> = takers
+        .iter()
+        .zip(&granted)
+        .filter(|(_, granted)| matches!(granted, Ok(true)))
+        .map(|(holder, _)| holder)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "one of concurrent takers holds it: {granted:?}"
+    );
+    let holder = winners[0].clone();
+    let loser = takers
+        .iter()
+        .find(|other| **other != holder)
+        .unwrap()
+        .clone();
+
+    assert!(
+        !store
+            .take_dispatch_lease(&agreement_id, &loser, at(30), at(90))
+            .await
+            .expect("take"),
+        "held until 60"
+    );
+    assert!(
+        store
+            .take_dispatch_lease(&other_agreement, &loser, at(30), at(90))
+            .await
+            .expect("take"),
+        "each agreement has its own lease"
+    );
+    assert!(
+        store
+            .take_dispatch_lease(&agreement_id, &holder, at(30), at(120))
+            .await
+            .expect("renew"),
+        "its holder renews it"
+    );
+    assert!(
+        !store
+            .take_dispatch_lease(&agreement_id, &loser, at(90), at(150))
+            .await
+            .expect("take"),
+        "renewed until 120"
+    );
+    store
+        .release_dispatch_lease(&agreement_id, &loser)
+        .await
+        .expect("release by another");
+    assert!(
+        !store
+            .take_dispatch_lease(&agreement_id, &loser, at(90), at(150))
+            .await
+            .expect("take"),
+        "only its holder releases it"
+    );
+    store
+        .release_dispatch_lease(&agreement_id, &holder)
+        .await
+        .expect("release");
+    store
+        .release_dispatch_lease(&agreement_id, &holder)
+        .await
+        .expect("a second release changes nothing");
+    assert!(
+        store
+            .take_dispatch_lease(&agreement_id, &loser, at(91), at(150))
+            .await
+            .expect("take"),
+        "free once released"
+    );
+    assert!(
+        store
+            .take_dispatch_lease(&agreement_id, &holder, at(151), at(200))
+            .await
+            .expect("take"),
+        "free once run out"
+    );
+    assert!(
+        !store
+            .take_dispatch_lease(&agreement_id, &loser, at(152), at(210))
+            .await
+            .expect("take"),
+        "and held again by whoever took it"
     );
 }

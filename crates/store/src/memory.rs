@@ -71,6 +71,8 @@ struct State {
     dead_inbox: HashMap<(String, String), (InboxEvent, String)>,
     /// Provider progress by agreement id.
     provider_progress: HashMap<String, ProviderProgress>,
+    /// The dispatch lease of each agreement: its holder and until when.
+    dispatch_leases: HashMap<String, (String, DateTime<Utc>)>,
     /// Agreement ids by (provider, provider reference).
     provider_references: HashMap<(String, String), String>,
 }
@@ -532,6 +534,43 @@ impl ProviderProgressStore for MemoryStore {
         state
             .provider_progress
             .insert(progress.agreement_id.clone(), progress.clone());
+        Ok(())
+    }
+
+    async fn take_dispatch_lease(
+        &self,
+        agreement_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let taken = state
+            .dispatch_leases
+            .get(agreement_id)
+            .is_some_and(|(current, end)| current != holder && *end >= now);
+        if taken {
+            return Ok(false);
+        }
+        state
+            .dispatch_leases
+            .insert(agreement_id.to_owned(), (holder.to_owned(), until));
+        Ok(true)
+    }
+
+    async fn release_dispatch_lease(
+        &self,
+        agreement_id: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state
+            .dispatch_leases
+            .get(agreement_id)
+            .is_some_and(|(current, _)| current == holder)
+        {
+            state.dispatch_leases.remove(agreement_id);
+        }
         Ok(())
     }
 

@@ -279,6 +279,25 @@ pub trait ProviderProgressStore: Send + Sync {
     /// the agreement. `Conflict` if the revision moved, or another agreement holds the reference.
     async fn put_provider_progress(&self, progress: &ProviderProgress) -> Result<(), CommitError>;
 
+    /// Takes the dispatch lease of an agreement for `holder` until `until`, or renews it: granted
+    /// when nobody holds it, when its holder let it run out before `now`, or when `holder` has it
+    /// already (so a retried write whose answer was lost is granted again). `false` when another
+    /// holder has it. One conditional write: two dispatches of one agreement never both hold it.
+    async fn take_dispatch_lease(
+        &self,
+        agreement_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease back if `holder` still has it (nothing otherwise).
+    async fn release_dispatch_lease(
+        &self,
+        agreement_id: &str,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+
     /// The agreement a provider's own reference names, read from its key (never a scan).
     async fn find_by_provider_reference(
         &self,
