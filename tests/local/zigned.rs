@@ -138,11 +138,11 @@ async fn live_agreements_go_through_zigned_end_to_end() {
         );
     }
     assert_eq!(
-        front.calls("POST /files "),
+        front.succeeded("POST /files "),
         2,
         "main document and attachment uploaded"
     );
-    assert_eq!(front.calls("POST /agreements "), 1);
+    assert_eq!(front.succeeded("POST /agreements "), 1);
     front.assert_all_valid();
 
     // A forged and a stale signature are 401 and store nothing.
@@ -347,7 +347,7 @@ async fn live_agreements_go_through_zigned_end_to_end() {
         "the Zigned agreement is reused"
     );
     assert_eq!(
-        front.calls("PUT /agreements/"),
+        front.succeeded("PUT /agreements/"),
         1,
         "brought in line after the reopen"
     );
@@ -383,7 +383,7 @@ async fn live_agreements_go_through_zigned_end_to_end() {
         .filter(|line| line.contains("retrying"))
         .collect();
     assert_eq!(
-        front.calls("POST /agreements "),
+        front.succeeded("POST /agreements "),
         8,
         "calls: {:?}\nretries: {retries:#?}",
         front.calls_made("POST /agreements ")

@@ -65,6 +65,19 @@ impl ZignedFront {
         self.calls_made(prefix).len()
     }
 
+    /// How many calls began with `prefix` and succeeded (2xx). Prism in dynamic mode now and
+    /// then fails to make up an answer (500): such a call created nothing, and was retried.
+    pub fn succeeded(&self, prefix: &str) -> usize {
+        self.calls_made(prefix)
+            .iter()
+            .filter(|call| {
+                call.rsplit(' ')
+                    .next()
+                    .is_some_and(|status| status.starts_with('2'))
+            })
+            .count()
+    }
+
     /// The calls that began with `prefix`, in order, each with Prism's status.
     pub fn calls_made(&self, prefix: &str) -> Vec<String> {
         let seen = self.seen.lock().unwrap();
