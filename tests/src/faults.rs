@@ -493,3 +493,76 @@ mod tests {
         assert_eq!(first, second);
     }
 }
+
+/// What [`ScriptedAws`] answers: the status and JSON body for an operation (`GetRecords`) and
+/// its request body.
+pub type Script = dyn Fn(&str, &Value) -> (u16, Value) + Send + Sync;
+
+/// An SDK HTTP client that answers AWS JSON protocol requests from a script, for what moto
+/// cannot play (a stream with two shards, one of which fails). Nothing leaves the process.
+#[derive(Clone)]
+pub struct ScriptedAws {
+    script: Arc<Script>,
+}
+
+impl fmt::Debug for ScriptedAws {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScriptedAws").finish_non_exhaustive()
+    }
+}
+
+impl ScriptedAws {
+    pub fn new(script: impl Fn(&str, &Value) -> (u16, Value) + Send + Sync + 'static) -> Self {
+        ScriptedAws {
+            script: Arc::new(script),
+        }
+    }
+
+    /// An SDK configuration whose every request this script answers, with no SDK retries.
+    pub fn sdk_config(&self) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("testing", "testing", None, None, "s"),
+                ),
+            )
+            .http_client(SharedHttpClient::new(self.clone()))
+            .retry_config(RetryConfig::disabled())
+            .build()
+    }
+}
+
+impl HttpClient for ScriptedAws {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for ScriptedAws {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let operation = target(&request).map(|(_, operation)| operation);
+        let body = request
+            .body()
+            .bytes()
+            .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+            .unwrap_or(Value::Null);
+        let (status, answer) = (self.script)(operation.as_deref().unwrap_or(""), &body);
+        let response = if status >= 400 {
+            error_response(
+                status,
+                answer["__type"].as_str().unwrap_or("InternalServerError"),
+                answer["message"].as_str().unwrap_or("scripted failure"),
+            )
+        } else {
+            json_response(status, &answer)
+        };
+        HttpConnectorFuture::ready(Ok(response))
+    }
+}

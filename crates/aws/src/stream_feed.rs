@@ -102,10 +102,13 @@ impl StreamFeed {
         Ok(())
     }
 
-    /// The history entries inserted since the last poll, in stream order per shard.
+    /// The history entries inserted since the last poll, in stream order per shard. All or
+    /// nothing: the shards' iterators move on only once every shard was read, so a read that
+    /// fails leaves the next poll to read again what this one had read already.
     pub async fn poll(&mut self) -> Result<Vec<HistoryEntry>, StreamError> {
         // New shards are read from their start: they hold only what came after the old ones.
         self.discover_shards(ShardIteratorType::TrimHorizon).await?;
+        let mut moved: Vec<(String, Option<String>)> = Vec::new();
         let mut entries = Vec::new();
         let mut shard_ids: Vec<String> = self.iterators.keys().cloned().collect();
         shard_ids.sort();
@@ -135,7 +138,10 @@ impl StreamFeed {
                     .map_err(|error| StreamError(error.to_string()))?;
                 entries.extend(entry);
             }
-            match output.next_shard_iterator {
+            moved.push((shard_id, output.next_shard_iterator));
+        }
+        for (shard_id, next) in moved {
+            match next {
                 Some(next) => {
                     self.iterators.insert(shard_id, next);
                 }
