@@ -200,7 +200,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Malformed(message) => ApiError::invalid_request(message),
             ServiceError::Domain(domain) => domain.into(),
             ServiceError::IdempotencyKeyTaken => idempotency_key_reused(),
-            ServiceError::Contention => {
+            ServiceError::IdempotencyRace => {
+                ApiError::unavailable("the request raced another with the same key; retry", 1)
+            }
+            // The API marks no provider events; were one marked twice, retrying is the answer.
+            ServiceError::Contention | ServiceError::DuplicateProviderEvent => {
                 ApiError::unavailable("the agreement is busy; retry shortly", 1)
             }
             ServiceError::ProviderNotConfigured { provider } => ApiError::new(
@@ -226,7 +230,7 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-pub fn idempotency_key_reused() -> ApiError {
+fn idempotency_key_reused() -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "IDEMPOTENCY_KEY_REUSED",

@@ -330,6 +330,8 @@ mod stream_feed {
             .create(tenant, input, None)
             .await
             .expect("created")
+            .agreement()
+            .expect("no key: nothing replayed")
             .id
     }
 

@@ -55,7 +55,13 @@ impl World {
         let request: Value =
             serde_json::from_str(&fixture("http/create-agreement.json", "")).unwrap();
         let input = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
-        let agreement = self.agreements.create(TENANT, input, None).await.unwrap();
+        let agreement = self
+            .agreements
+            .create(TENANT, input, None)
+            .await
+            .unwrap()
+            .agreement()
+            .expect("no key: nothing replayed");
         if send {
             self.agreements
                 .lifecycle(TENANT, &agreement.id, LifecycleRequest::Pending, None, None)

@@ -4,54 +4,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use countersign_domain::{
-    Agreement, AgreementInput, Decision, DomainError, HistoryEntry, LifecycleRequest, Rules,
-    Status, Transition,
+    Agreement, AgreementInput, Decision, DomainError, HistoryEntry, LifecycleRequest, Rules, Status,
 };
-use countersign_store::{
-    Commit, CommitError, IdempotencyRecord, ListPage, ListQuery, Revision, Store,
-};
+use countersign_store::{Commit, CommitError, ListPage, ListQuery, Store, StoreError};
 
 use crate::clock::Clock;
+use crate::commit::{read_decide_commit, Applied, Start, Step, Write};
 use crate::error::ServiceError;
+use crate::idempotency::{answer, Answer, IdempotencyIntent};
 use crate::ids::{new_id, RandomIds};
 use crate::retry::RetryPolicy;
-
-/// How long an idempotency key holds its response (SPEC section 3).
-pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
-
-/// The response a request produced, as it is kept for replays.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-/// A request carrying an `Idempotency-Key`: its record is committed with the change it makes.
-pub struct IdempotencyIntent<'a> {
-    pub key: &'a str,
-    pub request_hash: &'a str,
-    /// Renders the response from the agreement as committed.
-    pub render: &'a (dyn Fn(&Agreement) -> RenderedResponse + Send + Sync),
-}
-
-impl IdempotencyIntent<'_> {
-    fn record(&self, tenant: &str, agreement: &Agreement, now: DateTime<Utc>) -> IdempotencyRecord {
-        let response = (self.render)(agreement);
-        IdempotencyRecord {
-            tenant: tenant.to_owned(),
-            key: self.key.to_owned(),
-            request_hash: self.request_hash.to_owned(),
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
-            created_at: now,
-            expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
-        }
-    }
-}
 
 pub struct AgreementService<S: ?Sized> {
     store: Arc<S>,
@@ -80,20 +44,30 @@ impl<S: Store + ?Sized> AgreementService<S> {
         self
     }
 
-    pub fn store(&self) -> &Arc<S> {
-        &self.store
-    }
-
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    /// A new draft: one commit that must not find the id taken (with the key's record, when
+    /// the request carries one).
+    pub async fn create(
+        &self,
+        tenant: &str,
+        input: AgreementInput,
+        idempotency: Option<&IdempotencyIntent<'_>>,
+    ) -> Result<Answer, ServiceError> {
+        let run = self.create_draft(tenant, input, idempotency);
+        answer(
+            self.store.as_ref(),
+            tenant,
+            idempotency,
+            self.clock.now(),
+            run,
+        )
+        .await
     }
 
-    /// A new draft: one commit that must not find the id taken.
-    pub async fn create(
+    async fn create_draft(
         &self,
         tenant: &str,
         input: AgreementInput,
@@ -148,17 +122,23 @@ impl<S: Store + ?Sized> AgreementService<S> {
         Ok(self.store.history(id).await?)
     }
 
-    /// An edit: `make_input` turns the agreement as read into the edited input (a merge patch
-    /// applied to it), again on every retry since the base may have moved.
+    /// An edit: `make_input` turns the agreement's editable input as read (as JSON) into the
+    /// edited input (a merge patch applied to it), again on every retry since the base may have
+    /// moved.
     pub async fn edit(
         &self,
         tenant: &str,
         id: &str,
         if_match: Option<u64>,
-        make_input: &(dyn Fn(&Agreement) -> Result<AgreementInput, ServiceError> + Send + Sync),
+        make_input: &(dyn Fn(serde_json::Value) -> Result<AgreementInput, ServiceError>
+              + Send
+              + Sync),
     ) -> Result<Agreement, ServiceError> {
         self.change(tenant, id, if_match, None, |agreement, now| {
-            let input = make_input(agreement)?;
+            let editable = serde_json::to_value(agreement.editable_input()).map_err(|error| {
+                StoreError::Corrupt(format!("agreement {} as an input: {error}", agreement.id))
+            })?;
+            let input = make_input(editable)?;
             Ok(agreement.decide_edit(input, now, &self.rules, &mut RandomIds)?)
         })
         .await
@@ -171,8 +151,8 @@ impl<S: Store + ?Sized> AgreementService<S> {
         request: LifecycleRequest,
         if_match: Option<u64>,
         idempotency: Option<&IdempotencyIntent<'_>>,
-    ) -> Result<Agreement, ServiceError> {
-        self.change(tenant, id, if_match, idempotency, |agreement, now| {
+    ) -> Result<Answer, ServiceError> {
+        let run = self.change(tenant, id, if_match, idempotency, |agreement, now| {
             let sends = request == LifecycleRequest::Pending
                 && matches!(agreement.status, Status::Draft | Status::Open);
             let configured = self
@@ -185,7 +165,14 @@ impl<S: Store + ?Sized> AgreementService<S> {
                 });
             }
             Ok(agreement.decide_lifecycle(request.clone(), now)?)
-        })
+        });
+        answer(
+            self.store.as_ref(),
+            tenant,
+            idempotency,
+            self.clock.now(),
+            run,
+        )
         .await
     }
 
@@ -200,7 +187,8 @@ impl<S: Store + ?Sized> AgreementService<S> {
         .await
     }
 
-    /// Read, decide, commit guarded by the revision read; on conflict, all over again.
+    /// Read, decide, commit guarded by the revision read; on conflict, all over again. A
+    /// request that changes nothing still keeps its key's response.
     async fn change(
         &self,
         tenant: &str,
@@ -209,59 +197,48 @@ impl<S: Store + ?Sized> AgreementService<S> {
         idempotency: Option<&IdempotencyIntent<'_>>,
         decide: impl Fn(&Agreement, DateTime<Utc>) -> Result<Decision, ServiceError>,
     ) -> Result<Agreement, ServiceError> {
-        for attempt in 0..self.retry.max_attempts {
-            let current = self.get(tenant, id).await?;
-            if let Some(expected) = if_match {
-                if expected != current.version {
-                    return Err(ServiceError::VersionMismatch {
-                        current: current.version,
-                    });
+        let applied =
+            read_decide_commit(self.store.as_ref(), &self.retry, Start::Id(id), |current| {
+                if current.tenant != tenant {
+                    return Err(ServiceError::NotFound);
                 }
-            }
-            let now = self.clock.now();
-            let transition = match decide(&current, now)? {
-                Decision::Unchanged => {
-                    if let Some(intent) = idempotency {
-                        self.store
-                            .put_idempotency(intent.record(tenant, &current, now), now)
-                            .await?;
+                if let Some(expected) = if_match {
+                    if expected != current.version {
+                        return Err(ServiceError::VersionMismatch {
+                            current: current.version,
+                        });
                     }
-                    return Ok(current);
                 }
-                Decision::Changed(transition) => transition,
-                // Only provider events are ignored, and they do not come this way.
-                Decision::Ignored { transition, .. } => transition,
-            };
-            match self
-                .commit_guarded(&current, transition, idempotency, tenant, now)
-                .await
-            {
-                Ok(agreement) => return Ok(agreement),
-                Err(CommitError::Conflict) => self.retry.pause(attempt).await,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(ServiceError::Contention)
-    }
-
-    async fn commit_guarded(
-        &self,
-        read: &Agreement,
-        transition: Transition,
-        idempotency: Option<&IdempotencyIntent<'_>>,
-        tenant: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Agreement, CommitError> {
-        let agreement = transition.agreement.clone();
-        let idempotency = idempotency.map(|intent| intent.record(tenant, &agreement, now));
-        self.store
-            .commit(Commit {
-                transition,
-                expected: Some(Revision::of(read)),
-                idempotency,
-                provider_event: None,
+                let now = self.clock.now();
+                let transition = match decide(current, now)? {
+                    Decision::Unchanged => return Ok(Step::Stop(now)),
+                    Decision::Changed(transition) => transition,
+                    // Only provider events are ignored, and they do not come this way.
+                    Decision::Ignored { transition, .. } => transition,
+                };
+                let idempotency =
+                    idempotency.map(|intent| intent.record(tenant, &transition.agreement, now));
+                Ok(Step::Write(
+                    Write {
+                        transition,
+                        idempotency,
+                        provider_event: None,
+                    },
+                    now,
+                ))
             })
             .await?;
-        Ok(agreement)
+        match applied {
+            Applied::Committed(agreement, _) => Ok(agreement),
+            Applied::Stopped(current, now) => {
+                if let Some(intent) = idempotency {
+                    self.store
+                        .put_idempotency(intent.record(tenant, &current, now), now)
+                        .await?;
+                }
+                Ok(current)
+            }
+            Applied::Missing => Err(ServiceError::NotFound),
+        }
     }
 }

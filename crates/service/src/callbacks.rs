@@ -8,13 +8,11 @@ use countersign_domain::{
     Agreement, Decision, FileRef, IgnoreReason, ProviderEvent, ProviderEventKind, Rules, Status,
 };
 use countersign_provider::{AgreementRef, EventKind, Providers, VerifiedEvent};
-use countersign_store::{
-    AgreementCommit, AgreementGet, Commit, CommitError, ProviderEventMark, ProviderProgressStore,
-    Revision,
-};
+use countersign_store::{AgreementCommit, AgreementGet, ProviderEventMark, ProviderProgressStore};
 use thiserror::Error;
 
 use crate::clock::Clock;
+use crate::commit::{read_decide_commit, Applied, Start, Step, Write};
 use crate::dispatcher::StoreProgressLog;
 use crate::documents::{sha256_hex, SignedDocumentStore};
 use crate::error::ServiceError;
@@ -234,73 +232,76 @@ impl<S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'stati
             );
             return Ok(CallbackOutcome::UnknownAgreement);
         };
-        let mut signed = None;
-        for attempt in 0..self.retry.max_attempts {
-            let Some(agreement) = self.store.get_agreement(&agreement_id).await? else {
-                tracing::warn!(
-                    provider = %event.provider,
-                    event_id = %event.event_id,
-                    %agreement_id,
-                    "provider event for an unknown agreement: acknowledged, not applied"
-                );
-                return Ok(CallbackOutcome::UnknownAgreement);
-            };
-            if event.kind == EventKind::SignedDocumentReady && signed.is_none() {
-                signed = self.signed_document(event, &agreement).await?;
-            }
-            let domain_event = match map_event(event, &agreement, signed.clone()) {
-                Mapping::Event(domain_event) => domain_event,
-                Mapping::NotYet(why) => return Err(ServiceError::NotYet(why)),
-            };
-            let now = self.clock.now();
-            let (transition, outcome) =
-                match agreement.decide_provider_event(&domain_event, &self.rules, now) {
-                    Decision::Changed(transition) => {
-                        let version = transition.agreement.version;
-                        (transition, CallbackOutcome::Applied { version })
-                    }
-                    Decision::Ignored { transition, reason } => {
-                        warn_if_misdirected(event, &agreement_id, &reason);
-                        (
-                            transition,
-                            CallbackOutcome::Ignored {
-                                reason: reason.to_string(),
-                            },
-                        )
-                    }
-                    Decision::Unchanged => {
-                        return Ok(CallbackOutcome::Ignored {
-                            reason: "no change".to_owned(),
-                        })
-                    }
+        let unknown = || {
+            tracing::warn!(
+                provider = %event.provider,
+                event_id = %event.event_id,
+                %agreement_id,
+                "provider event for an unknown agreement: acknowledged, not applied"
+            );
+            Ok(CallbackOutcome::UnknownAgreement)
+        };
+        let Some(first) = self.store.get_agreement(&agreement_id).await? else {
+            return unknown();
+        };
+        // Fetched once, before the loop: a retry after a conflict maps the same document.
+        let signed = if event.kind == EventKind::SignedDocumentReady {
+            self.signed_document(event, &first).await?
+        } else {
+            None
+        };
+        let applied = read_decide_commit(
+            self.store.as_ref(),
+            &self.retry,
+            Start::Read(first),
+            |agreement| {
+                let domain_event = match map_event(event, agreement, signed.clone()) {
+                    Mapping::Event(domain_event) => domain_event,
+                    Mapping::NotYet(why) => return Err(ServiceError::NotYet(why)),
                 };
-            let mark = ProviderEventMark {
-                provider: event.provider.clone(),
-                event_id: event.event_id.clone(),
-                agreement_id: agreement.id.clone(),
-                recorded_at: now,
-            };
-            match self
-                .store
-                .commit(Commit {
+                let now = self.clock.now();
+                let (transition, outcome) =
+                    match agreement.decide_provider_event(&domain_event, &self.rules, now) {
+                        Decision::Changed(transition) => {
+                            let version = transition.agreement.version;
+                            (transition, CallbackOutcome::Applied { version })
+                        }
+                        Decision::Ignored { transition, reason } => {
+                            warn_if_misdirected(event, &agreement_id, &reason);
+                            let reason = reason.to_string();
+                            (transition, CallbackOutcome::Ignored { reason })
+                        }
+                        Decision::Unchanged => {
+                            return Ok(Step::Stop(CallbackOutcome::Ignored {
+                                reason: "no change".to_owned(),
+                            }))
+                        }
+                    };
+                let mark = ProviderEventMark {
+                    provider: event.provider.clone(),
+                    event_id: event.event_id.clone(),
+                    agreement_id: agreement.id.clone(),
+                    recorded_at: now,
+                };
+                let write = Write {
                     transition,
-                    expected: Some(Revision::of(&agreement)),
                     idempotency: None,
                     provider_event: Some(mark),
-                })
-                .await
-            {
-                Ok(()) => return Ok(outcome),
-                Err(CommitError::Conflict) => self.retry.pause(attempt).await,
-                Err(CommitError::DuplicateProviderEvent) => {
-                    self.record_duplicate(&agreement_id, &event.event_id)
-                        .await?;
-                    return Ok(CallbackOutcome::Duplicate);
-                }
-                Err(other) => return Err(other.into()),
+                };
+                Ok(Step::Write(write, outcome))
+            },
+        )
+        .await;
+        match applied {
+            Ok(Applied::Committed(_, outcome) | Applied::Stopped(_, outcome)) => Ok(outcome),
+            Ok(Applied::Missing) => unknown(),
+            Err(ServiceError::DuplicateProviderEvent) => {
+                self.record_duplicate(&agreement_id, &event.event_id)
+                    .await?;
+                Ok(CallbackOutcome::Duplicate)
             }
+            Err(other) => Err(other),
         }
-        Err(ServiceError::Contention)
     }
 
     /// The signed document the provider announced, fetched and kept, as the file reference to
@@ -373,32 +374,22 @@ impl<S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'stati
         agreement_id: &str,
         event_id: &str,
     ) -> Result<(), ServiceError> {
-        for attempt in 0..self.retry.max_attempts {
-            let Some(agreement) = self.store.get_agreement(agreement_id).await? else {
-                return Ok(());
-            };
-            let transition: countersign_domain::Transition = Agreement::record_ignored(
-                &agreement,
-                event_id,
-                &IgnoreReason::Duplicate,
-                self.clock.now(),
-            );
-            match self
-                .store
-                .commit(Commit {
-                    transition,
-                    expected: Some(Revision::of(&agreement)),
-                    idempotency: None,
-                    provider_event: None,
-                })
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(CommitError::Conflict) => self.retry.pause(attempt).await,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(ServiceError::Contention)
+        read_decide_commit(
+            self.store.as_ref(),
+            &self.retry,
+            Start::Id(agreement_id),
+            |agreement| {
+                let transition = Agreement::record_ignored(
+                    agreement,
+                    event_id,
+                    &IgnoreReason::Duplicate,
+                    self.clock.now(),
+                );
+                Ok(Step::Write(transition.into(), ()))
+            },
+        )
+        .await?;
+        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::clock::Clock;
-use crate::commit::{read_decide_commit, Applied};
+use crate::commit::{read_decide_commit, step, Applied, Start};
 use crate::documents::{read_checked, DocumentError, DocumentSource};
 use crate::error::ServiceError;
 use crate::retry::RetryPolicy;
@@ -308,16 +308,19 @@ where
             return Ok(dispatched(client, "send"));
         };
         let now = self.clock.now();
-        match read_decide_commit(self.store.as_ref(), &self.retry, &agreement.id, |current| {
-            current.decide_delivered(round, &delivery, now)
-        })
+        match read_decide_commit(
+            self.store.as_ref(),
+            &self.retry,
+            Start::Id(&agreement.id),
+            |current| Ok(step(current.decide_delivered(round, &delivery, now))),
+        )
         .await?
         {
-            Applied::Committed(written) => Ok(DispatchOutcome::Delivered {
+            Applied::Committed(written, ()) => Ok(DispatchOutcome::Delivered {
                 provider: client.name().to_owned(),
                 version: written.version,
             }),
-            Applied::Unchanged(current) if current.status == Status::Cancelled => {
+            Applied::Stopped(current, ()) if current.status == Status::Cancelled => {
                 // Cancelled while the send ran: its own dispatch may have found nothing to
                 // cancel yet, so the round is cancelled at the provider here.
                 match client.cancel(&current, log).await {
@@ -325,7 +328,7 @@ where
                     Err(error) => refused(client, &current, "cancel", error),
                 }
             }
-            Applied::Unchanged(_) => Ok(DispatchOutcome::NothingToDo(
+            Applied::Stopped(..) => Ok(DispatchOutcome::NothingToDo(
                 "the round ended while it was sent",
             )),
             Applied::Missing => Ok(DispatchOutcome::UnknownAgreement),
@@ -340,9 +343,12 @@ where
     ) -> Result<DispatchOutcome, DispatchError> {
         tracing::warn!(agreement_id = %agreement.id, %reason, "the round cannot be delivered: the agreement fails");
         let now = self.clock.now();
-        read_decide_commit(self.store.as_ref(), &self.retry, &agreement.id, |current| {
-            current.decide_delivery_failed(round, &reason, now)
-        })
+        read_decide_commit(
+            self.store.as_ref(),
+            &self.retry,
+            Start::Id(&agreement.id),
+            |current| Ok(step(current.decide_delivery_failed(round, &reason, now))),
+        )
         .await?;
         Ok(DispatchOutcome::Failed { reason })
     }

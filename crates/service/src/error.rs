@@ -16,9 +16,12 @@ pub enum ServiceError {
     Malformed(String),
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// A live idempotency record already holds this key: read it and replay it, or refuse.
+    /// Another request holds this idempotency key.
     #[error("idempotency key already used")]
     IdempotencyKeyTaken,
+    /// A request with the same key committed first, and its response is no longer kept.
+    #[error("the request raced another with the same idempotency key")]
+    IdempotencyRace,
     /// A live agreement is sent where no provider is configured to carry it (SPEC section 3,
     /// `PROVIDER_NOT_CONFIGURED`).
     #[error("provider `{provider}` is not configured to send agreements")]
@@ -26,6 +29,9 @@ pub enum ServiceError {
     /// Not possible yet, possibly later (a provider event ahead of what it depends on): retry.
     #[error("not yet: {0}")]
     NotYet(String),
+    /// The provider event's id is marked already: a redelivery.
+    #[error("provider event already applied")]
+    DuplicateProviderEvent,
     /// Conflicting writers kept winning until the retry budget ran out.
     #[error("too much contention on the agreement; retry later")]
     Contention,
@@ -36,7 +42,8 @@ pub enum ServiceError {
 impl From<CommitError> for ServiceError {
     fn from(error: CommitError) -> Self {
         match error {
-            CommitError::Conflict | CommitError::DuplicateProviderEvent => ServiceError::Contention,
+            CommitError::Conflict => ServiceError::Contention,
+            CommitError::DuplicateProviderEvent => ServiceError::DuplicateProviderEvent,
             CommitError::IdempotencyKeyTaken => ServiceError::IdempotencyKeyTaken,
             CommitError::Store(store) => ServiceError::Store(store),
         }

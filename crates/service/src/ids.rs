@@ -16,15 +16,6 @@ pub fn new_id() -> String {
         .collect()
 }
 
-/// Whether `id` could be one of ours: lets routes answer 404 without a store read.
-pub fn is_well_formed(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RandomIds;
 
@@ -50,9 +41,6 @@ mod tests {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
                 "{id}"
             );
-            assert!(is_well_formed(id));
         }
-        assert!(!is_well_formed("../etc"));
-        assert!(!is_well_formed(""));
     }
 }

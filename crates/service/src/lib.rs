@@ -8,14 +8,16 @@ mod commit;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod outbox;
 pub mod retry;
 pub mod sweeper;
 
-pub use agreements::{AgreementService, IdempotencyIntent, RenderedResponse};
+pub use agreements::AgreementService;
 pub use callbacks::{CallbackOutcome, CallbackProcessor, CallbackQueue};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ServiceError;
+pub use idempotency::{Answer, IdempotencyIntent, RenderedResponse};
 pub use retry::RetryPolicy;
 pub use sweeper::{SweepReport, Sweeper};

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use countersign_domain::{Agreement, Decision};
-use countersign_store::{
-    AgreementCommit, AgreementGet, Commit, CommitError, ExpiryIndex, Revision,
-};
+use countersign_domain::Agreement;
+use countersign_store::{AgreementCommit, AgreementGet, ExpiryIndex};
 
 use crate::clock::Clock;
+use crate::commit::{read_decide_commit, step, Applied, Start};
 use crate::error::ServiceError;
 use crate::retry::RetryPolicy;
 
@@ -70,33 +69,14 @@ impl<S: ExpiryIndex + AgreementGet + AgreementCommit + ?Sized> Sweeper<S> {
     }
 
     /// Expires one agreement as listed; on conflict reads it again and decides again.
-    async fn expire(&self, mut agreement: Agreement) -> Result<bool, ServiceError> {
-        for attempt in 0..self.retry.max_attempts {
-            let transition = match agreement.decide_expiry(self.clock.now()) {
-                Decision::Changed(transition) => transition,
-                _ => return Ok(false),
-            };
-            match self
-                .store
-                .commit(Commit {
-                    transition,
-                    expected: Some(Revision::of(&agreement)),
-                    idempotency: None,
-                    provider_event: None,
-                })
-                .await
-            {
-                Ok(()) => return Ok(true),
-                Err(CommitError::Conflict) => {
-                    self.retry.pause(attempt).await;
-                    match self.store.get_agreement(&agreement.id).await? {
-                        Some(fresh) => agreement = fresh,
-                        None => return Ok(false),
-                    }
-                }
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(ServiceError::Contention)
+    async fn expire(&self, agreement: Agreement) -> Result<bool, ServiceError> {
+        let applied = read_decide_commit(
+            self.store.as_ref(),
+            &self.retry,
+            Start::Read(agreement),
+            |agreement| Ok(step(agreement.decide_expiry(self.clock.now()))),
+        )
+        .await?;
+        Ok(matches!(applied, Applied::Committed(..)))
     }
 }

@@ -206,6 +206,8 @@ impl World {
             .create("tenant-1", input, None)
             .await
             .expect("created")
+            .agreement()
+            .expect("no key: nothing replayed")
     }
 
     async fn lifecycle(&self, id: &str, request: LifecycleRequest) {

@@ -54,7 +54,9 @@ async fn create_and_send(agreements: &AgreementService<MemoryStore>) -> String {
     let agreement = agreements
         .create("tenant-1", input, None)
         .await
-        .expect("created");
+        .expect("created")
+        .agreement()
+        .expect("no key: nothing replayed");
     agreements
         .lifecycle(
             "tenant-1",

@@ -218,7 +218,7 @@ async fn a_cancel_races_the_last_signature() {
                     None,
                 )
                 .await
-                .map(|agreement| agreement.status)
+                .map(|answer| answer.agreement().expect("no key: nothing replayed").status)
         }));
         let (services_s, barrier_s) = (services.clone(), barrier.clone());
         let event = provider_event("participant.signed", id, "p2", &format!("last-{id}"));

@@ -63,7 +63,9 @@ async fn a_commit_whose_answer_was_lost_is_reported_committed() {
         let draft = services
             .create("tenant-faults", support::ready_input(2, Some(30)), None)
             .await
-            .unwrap_or_else(|error| panic!("create, {max_attempts} attempts: {error:?}"));
+            .unwrap_or_else(|error| panic!("create, {max_attempts} attempts: {error:?}"))
+            .agreement()
+            .expect("no key: nothing replayed");
         let sent = services
             .lifecycle(
                 "tenant-faults",
@@ -73,7 +75,9 @@ async fn a_commit_whose_answer_was_lost_is_reported_committed() {
                 None,
             )
             .await
-            .unwrap_or_else(|error| panic!("send, {max_attempts} attempts: {error:?}"));
+            .unwrap_or_else(|error| panic!("send, {max_attempts} attempts: {error:?}"))
+            .agreement()
+            .expect("no key: nothing replayed");
         assert_eq!(
             faults.injected_of(FaultKind::CommittedThenTimedOut),
             2,

@@ -55,7 +55,11 @@ async fn a_create_is_one_request() {
         .await
         .expect("created");
     let cost = s.counter.snapshot().since(&before);
-    assert_eq!(requests(&cost), BTreeMap::from([("TransactWriteItems", 1)]));
+    assert_eq!(
+        requests(&cost),
+        BTreeMap::from([("GetItem", 1), ("TransactWriteItems", 1)]),
+        "the key's kept response is looked up, then the record goes in the same request"
+    );
     eprintln!("create: {:?}", cost.requests);
 }
 
@@ -67,7 +71,9 @@ async fn a_transition_is_one_read_and_one_write() {
         .agreements
         .create("tenant-a", support::ready_input(2, None), None)
         .await
-        .expect("created");
+        .expect("created")
+        .agreement()
+        .expect("no key: nothing replayed");
 
     // Lifecycle: send.
     let before = s.counter.snapshot();
@@ -75,7 +81,9 @@ async fn a_transition_is_one_read_and_one_write() {
         .agreements
         .lifecycle("tenant-a", &draft.id, LifecycleRequest::Pending, None, None)
         .await
-        .expect("sent");
+        .expect("sent")
+        .agreement()
+        .expect("no key: nothing replayed");
     assert_eq!(sent.status, Status::Pending);
     let cost = s.counter.snapshot().since(&before);
     assert_eq!(requests(&cost), one_of_each, "send for signature");
@@ -115,7 +123,9 @@ async fn a_transition_is_one_read_and_one_write() {
             None,
         )
         .await
-        .expect("cancelled");
+        .expect("cancelled")
+        .agreement()
+        .expect("no key: nothing replayed");
     assert_eq!(cancelled.status, Status::Cancelled);
     assert_eq!(
         requests(&s.counter.snapshot().since(&before)),
@@ -220,7 +230,9 @@ async fn service_pending(s: &Services, count: usize, expires_in_days: u16) -> Ve
                     None,
                 )
                 .await
-                .expect("created");
+                .expect("created")
+                .agreement()
+                .expect("no key: nothing replayed");
             s.agreements
                 .lifecycle(
                     "tenant-due",
@@ -231,6 +243,8 @@ async fn service_pending(s: &Services, count: usize, expires_in_days: u16) -> Ve
                 )
                 .await
                 .expect("sent")
+                .agreement()
+                .expect("no key: nothing replayed")
                 .id
         })
         .buffer_unordered(16)

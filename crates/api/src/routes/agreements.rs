@@ -12,13 +12,13 @@ use countersign_domain::{
     Agreement, AgreementInput, CancellationReason, DomainError, LifecycleRequest, Status,
 };
 use countersign_service::documents::DocumentError;
-use countersign_service::{IdempotencyIntent, RenderedResponse, ServiceError};
+use countersign_service::{Answer, IdempotencyIntent, RenderedResponse, ServiceError};
 use countersign_store::{ListPosition, ListQuery, Store};
 
 use crate::request::{
     body_bytes, decode_cursor, encode_cursor, idempotency_key, if_match, parse_json, request_hash,
 };
-use crate::response::{idempotency_key_reused, json_response, list, single, ApiError};
+use crate::response::{json_response, list, single, ApiError};
 use crate::shape::{
     self, json_object, listing, Place, Problem, Problems, Step, AGREEMENT_INPUT,
     CANCELLATION_INPUT, LIFECYCLE_BODY,
@@ -66,6 +66,22 @@ fn rendered_to_response(rendered: RenderedResponse) -> Response<Body> {
         }
     }
     response
+}
+
+/// The response to a request that may carry an `Idempotency-Key`: the agreement, or the kept
+/// response of the same request, marked `Idempotent-Replayed`.
+fn answer_response(status: StatusCode, answer: Answer) -> Response<Body> {
+    match answer {
+        Answer::Agreement(agreement) => agreement_response(status, &agreement),
+        Answer::Replayed(kept) => {
+            let mut response = rendered_to_response(kept);
+            response.headers_mut().insert(
+                "idempotent-replayed",
+                http::HeaderValue::from_static("true"),
+            );
+            response
+        }
+    }
 }
 
 /// `POST /v1/agreements/{id}/lifecycle` body; its words are [`LIFECYCLE_BODY`].
@@ -201,24 +217,17 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         };
         let key = idempotency_key(request.headers())?;
         let hash = request_hash("POST", path, body);
-        if let Some(key) = &key {
-            if let Some(replay) = self.replay(tenant, key, &hash).await? {
-                return Ok(replay);
-            }
-        }
         let render = |agreement: &Agreement| render_agreement(StatusCode::CREATED, agreement);
         let intent = key.as_deref().map(|key| IdempotencyIntent {
             key,
             request_hash: &hash,
             render: &render,
         });
-        match self.agreements.create(tenant, input, intent.as_ref()).await {
-            Ok(agreement) => Ok(agreement_response(StatusCode::CREATED, &agreement)),
-            Err(ServiceError::IdempotencyKeyTaken) => {
-                self.replay_after_race(tenant, key.as_deref(), &hash).await
-            }
-            Err(error) => Err(error.into()),
-        }
+        let answer = self
+            .agreements
+            .create(tenant, input, intent.as_ref())
+            .await?;
+        Ok(answer_response(StatusCode::CREATED, answer))
     }
 
     pub(crate) async fn get(&self, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
@@ -260,11 +269,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         // one field of a nested object leaves out (`{"documents":{"main":{"filename":...}}}`);
         // what then fails to read as an input (unknown fields, wrong types) is 400, as for create,
         // each problem at its place in the merged document, which is its place in the patch.
-        let make_input = |agreement: &Agreement| -> Result<AgreementInput, ServiceError> {
-            let mut document =
-                serde_json::to_value(agreement.editable_input()).map_err(|error| {
-                    ServiceError::Store(countersign_store::StoreError::Corrupt(error.to_string()))
-                })?;
+        let make_input = |mut document: Value| -> Result<AgreementInput, ServiceError> {
             json_patch::merge(&mut document, &patch);
             shape::read(&document, &AGREEMENT_INPUT, &[]).map_err(|error: ApiError| {
                 let message = error.message.clone();
@@ -301,28 +306,17 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         let if_match = if_match(request.headers())?;
         let key = idempotency_key(request.headers())?;
         let hash = request_hash("POST", path, body);
-        if let Some(key) = &key {
-            if let Some(replay) = self.replay(tenant, key, &hash).await? {
-                return Ok(replay);
-            }
-        }
         let render = |agreement: &Agreement| render_agreement(StatusCode::OK, agreement);
         let intent = key.as_deref().map(|key| IdempotencyIntent {
             key,
             request_hash: &hash,
             render: &render,
         });
-        match self
+        let answer = self
             .agreements
             .lifecycle(tenant, id, lifecycle, if_match, intent.as_ref())
-            .await
-        {
-            Ok(agreement) => Ok(agreement_response(StatusCode::OK, &agreement)),
-            Err(ServiceError::IdempotencyKeyTaken) => {
-                self.replay_after_race(tenant, key.as_deref(), &hash).await
-            }
-            Err(error) => Err(error.into()),
-        }
+            .await?;
+        Ok(answer_response(StatusCode::OK, answer))
     }
 
     /// `GET /v1/agreements/{id}/signed-document`: a short-lived link to the signed file once it
@@ -378,57 +372,6 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             StatusCode::OK,
             &list("history_entry", data, None),
         ))
-    }
-
-    /// The first response again for the same key and request; 422 for the same key and another
-    /// request; `None` when the key is new (or its record expired).
-    async fn replay(
-        &self,
-        tenant: &str,
-        key: &str,
-        hash: &str,
-    ) -> Result<Option<Response<Body>>, ApiError> {
-        let record = self
-            .agreements
-            .store()
-            .get_idempotency(tenant, key, self.agreements.now())
-            .await
-            .map_err(ServiceError::from)?;
-        match record {
-            None => Ok(None),
-            Some(record) if record.request_hash == hash => {
-                let mut response = rendered_to_response(RenderedResponse {
-                    status: record.status,
-                    headers: record.headers,
-                    body: record.body,
-                });
-                response.headers_mut().insert(
-                    "idempotent-replayed",
-                    http::HeaderValue::from_static("true"),
-                );
-                Ok(Some(response))
-            }
-            Some(_) => Err(idempotency_key_reused()),
-        }
-    }
-
-    /// Another request with the same key committed first: answer as if we had come second.
-    async fn replay_after_race(
-        &self,
-        tenant: &str,
-        key: Option<&str>,
-        hash: &str,
-    ) -> Result<Response<Body>, ApiError> {
-        let Some(key) = key else {
-            return Err(ApiError::internal());
-        };
-        match self.replay(tenant, key, hash).await? {
-            Some(response) => Ok(response),
-            None => Err(ApiError::unavailable(
-                "the request raced another with the same key; retry",
-                1,
-            )),
-        }
     }
 }
 

@@ -111,7 +111,9 @@ impl Services {
             .agreements
             .create(tenant, ready_input(signers, Some(expires_in_days)), None)
             .await
-            .expect("created");
+            .expect("created")
+            .agreement()
+            .expect("no key: nothing replayed");
         self.agreements
             .lifecycle(
                 tenant,
@@ -122,6 +124,8 @@ impl Services {
             )
             .await
             .expect("sent")
+            .agreement()
+            .expect("no key: nothing replayed")
             .id
     }
 }
