@@ -7,17 +7,20 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use countersign_api::auth::JwtClaim;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
-use countersign_aws::{S3Documents, SqsCallbackQueue};
+use countersign_aws::{EventBridgeSender, S3Documents, SqsCallbackQueue};
 use countersign_provider::sandbox::SandboxProvider;
 use countersign_provider::zigned::ZignedConfig;
 use countersign_provider::{Providers, ProvidersSetup, VerifiedEvent, ZignedSetup};
 use countersign_service::callbacks::{CallbackQueue, QueueError};
-use countersign_service::{AgreementService, RetryPolicy, SystemClock};
+use countersign_service::dispatcher::Dispatcher;
+use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store_dynamodb::DynamoStore;
 use lambda_http::{service_fn, Request};
 use secrecy::SecretString;
 
-use crate::settings::{Settings, CALLBACK_QUEUE_URL, DOCUMENTS_BUCKET, WEBHOOK_SECRET_PARAMETER};
+use crate::settings::{
+    Settings, CALLBACK_QUEUE_URL, DOCUMENTS_BUCKET, EVENT_BUS_NAME, WEBHOOK_SECRET_PARAMETER,
+};
 use crate::Error;
 
 /// The SDK configuration from the function's environment (region, credentials, and
@@ -155,6 +158,58 @@ pub fn documents(sdk: &SdkConfig, settings: &Settings) -> Result<Arc<S3Documents
         aws_sdk_s3::Client::new(sdk),
         bucket,
     )))
+}
+
+/// The dispatcher function's dispatcher: the table, the providers' clients (credentials from
+/// SSM), the documents bucket.
+pub async fn dispatcher(
+    sdk: &SdkConfig,
+    settings: &Settings,
+) -> Result<Dispatcher<DynamoStore>, Error> {
+    Ok(Dispatcher::new(
+        store(sdk, settings),
+        providers(sdk, settings, ProviderHalves::Clients).await?,
+        documents(sdk, settings)?,
+        Arc::new(SystemClock),
+        RetryPolicy::default(),
+    ))
+}
+
+/// The callback processor function's processor: the table, and the providers' clients and the
+/// documents bucket to fetch and keep signed documents.
+pub async fn callback_processor(
+    sdk: &SdkConfig,
+    settings: &Settings,
+) -> Result<CallbackProcessor<DynamoStore>, Error> {
+    Ok(CallbackProcessor::new(
+        store(sdk, settings),
+        Arc::new(SystemClock),
+        settings.rules.clone(),
+        RetryPolicy::default(),
+    )
+    .with_signed_documents(
+        providers(sdk, settings, ProviderHalves::Clients).await?,
+        documents(sdk, settings)?,
+    ))
+}
+
+/// The outbox publisher function's sender: the bus.
+pub fn outbox_publisher(sdk: &SdkConfig, settings: &Settings) -> Result<EventBridgeSender, Error> {
+    let bus = Settings::require(&settings.event_bus_name, EVENT_BUS_NAME)?;
+    Ok(EventBridgeSender::new(
+        aws_sdk_eventbridge::Client::new(sdk),
+        bus,
+    ))
+}
+
+/// The sweeper function's sweeper: the table, pages of `SWEEP_PAGE_SIZE`.
+pub fn sweeper(sdk: &SdkConfig, settings: &Settings) -> Sweeper<DynamoStore> {
+    Sweeper::new(
+        store(sdk, settings),
+        Arc::new(SystemClock),
+        RetryPolicy::default(),
+        settings.sweep_page_size,
+    )
 }
 
 /// Which parts of the API a function serves beyond agreements.

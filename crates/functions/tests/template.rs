@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use countersign_functions::init::{http_api, HttpRole};
+use countersign_functions::init::{self, http_api, HttpRole};
 use countersign_functions::settings::{self, Settings};
 use countersign_service::dispatcher::DISPATCHED_EVENT_TYPES;
 use countersign_service::outbox::EVENT_SOURCE;
@@ -377,32 +377,6 @@ fn get_att_of(resource: &str, attribute: &str) -> Value {
 
 fn ref_of(name: &str) -> Value {
     json!({ "Ref": name })
-}
-
-fn setting_named(constant: &str) -> &'static str {
-    SETTINGS
-        .iter()
-        .find(|(name, _)| *name == constant)
-        .map(|(_, variable)| *variable)
-        .unwrap_or_else(|| panic!("`{constant}` is not a constant of settings.rs this test knows"))
-}
-
-/// The settings a binary's own code requires: the constants of its `Settings::require(.., NAME)`
-/// calls.
-fn required_by(source: &str) -> BTreeSet<&'static str> {
-    source
-        .split("Settings::require(")
-        .skip(1)
-        .map(|call| {
-            let arguments = call.split(')').next().unwrap_or_default();
-            let constant = arguments
-                .split(',')
-                .map(str::trim)
-                .rfind(|argument| !argument.is_empty())
-                .unwrap_or_default();
-            setting_named(constant.rsplit("::").next().unwrap_or(constant))
-        })
-        .collect()
 }
 
 /// The HTTP role a binary serves, from its `serve_http(HttpRole::..)`.
@@ -901,12 +875,6 @@ async fn every_function_gets_the_environment_its_binary_requires() {
             .unwrap_or_else(|error| panic!("{binary}: its environment is refused: {error}"));
 
         let source = binary_source(binary);
-        for required in required_by(&source) {
-            assert!(
-                values.contains_key(required),
-                "{binary} requires {required}, which template.yaml does not set for it"
-            );
-        }
         if let Some(role) = http_role(&source) {
             assert_eq!(
                 environment.get(settings::TENANT_CLAIM),
@@ -916,8 +884,57 @@ async fn every_function_gets_the_environment_its_binary_requires() {
             if let Err(error) = http_api(&sdk, &settings, role).await {
                 panic!("{binary} ({role:?}) cannot start with its environment: {error}");
             }
+            continue;
+        }
+        // What each worker's `main` builds at init, built here from its template environment.
+        let built = match binary {
+            "dispatcher" => init::dispatcher(&sdk, &settings).await.map(drop),
+            "callback-processor" => init::callback_processor(&sdk, &settings).await.map(drop),
+            "outbox-publisher" => init::outbox_publisher(&sdk, &settings).map(drop),
+            "sweeper" => {
+                // Needs nothing but the table: building it cannot fail.
+                let _sweeper = init::sweeper(&sdk, &settings);
+                Ok(())
+            }
+            other => panic!("{other} is a new function: teach this test what its main builds"),
+        };
+        let call = format!("init::{}(", binary.replace('-', "_"));
+        assert!(
+            source.contains(&call),
+            "{binary}'s main builds what it runs with {call}..), as this test does"
+        );
+        if let Err(error) = built {
+            panic!("{binary} cannot start with its environment: {error}");
         }
     }
+}
+
+/// A worker whose template environment lacks a setting its init requires is refused here,
+/// before a deployment finds out (the check this test makes of every worker above).
+#[tokio::test]
+async fn a_worker_without_a_setting_its_init_requires_is_refused() {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let without_bucket = Settings::from_lookup(|name| {
+        (name == settings::TABLE_NAME).then(|| "countersign".to_owned())
+    })
+    .expect("the table alone is enough for Settings");
+    for built in [
+        init::dispatcher(&sdk, &without_bucket).await.map(drop),
+        init::callback_processor(&sdk, &without_bucket)
+            .await
+            .map(drop),
+    ] {
+        let error = built.expect_err("no documents bucket").to_string();
+        assert!(error.contains(settings::DOCUMENTS_BUCKET), "{error}");
+    }
+    let error = init::outbox_publisher(&sdk, &without_bucket)
+        .map(drop)
+        .expect_err("no bus")
+        .to_string();
+    assert!(error.contains(settings::EVENT_BUS_NAME), "{error}");
 }
 
 // ------------------------------------------------------------------------------------ permissions

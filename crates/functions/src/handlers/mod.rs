@@ -4,4 +4,5 @@
 pub mod callbacks;
 pub mod dispatcher;
 pub mod outbox;
+pub mod sqs;
 pub mod sweeper;
