@@ -48,6 +48,23 @@ impl<S: Store + ?Sized> AgreementService<S> {
         self.clock.now()
     }
 
+    /// `run` as the request's `Idempotency-Key` asks ([`answer`]).
+    async fn answered(
+        &self,
+        tenant: &str,
+        idempotency: Option<&IdempotencyIntent<'_>>,
+        run: impl std::future::Future<Output = Result<Agreement, ServiceError>>,
+    ) -> Result<Answer, ServiceError> {
+        answer(
+            self.store.as_ref(),
+            tenant,
+            idempotency,
+            self.clock.now(),
+            run,
+        )
+        .await
+    }
+
     /// A new draft: one commit that must not find the id taken (with the key's record, when
     /// the request carries one).
     pub async fn create(
@@ -57,14 +74,7 @@ impl<S: Store + ?Sized> AgreementService<S> {
         idempotency: Option<&IdempotencyIntent<'_>>,
     ) -> Result<Answer, ServiceError> {
         let run = self.create_draft(tenant, input, idempotency);
-        answer(
-            self.store.as_ref(),
-            tenant,
-            idempotency,
-            self.clock.now(),
-            run,
-        )
-        .await
+        self.answered(tenant, idempotency, run).await
     }
 
     async fn create_draft(
@@ -166,14 +176,7 @@ impl<S: Store + ?Sized> AgreementService<S> {
             }
             Ok(agreement.decide_lifecycle(request.clone(), now)?)
         });
-        answer(
-            self.store.as_ref(),
-            tenant,
-            idempotency,
-            self.clock.now(),
-            run,
-        )
-        .await
+        self.answered(tenant, idempotency, run).await
     }
 
     /// Sandbox `expire`: only for test-mode agreements (others are not found).

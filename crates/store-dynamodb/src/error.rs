@@ -27,6 +27,16 @@ where
     }
 }
 
+/// Whether a write was refused by its own condition: the service's modeled
+/// `ConditionalCheckFailedException`, whichever operation's error it comes in.
+pub fn condition_failed<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(error, SdkError::ServiceError(service)
+        if service.err().code() == Some("ConditionalCheckFailedException"))
+}
+
 /// `StoreError::Unavailable` for a failed request of `operation`.
 pub fn unavailable<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
 where
@@ -106,15 +116,9 @@ pub fn commit_error<R: std::fmt::Debug>(
 
 /// The port's error for a refused `PutItem` of an idempotency record on its own.
 pub fn put_idempotency_error<R: std::fmt::Debug>(error: &SdkError<PutItemError, R>) -> CommitError {
-    match error {
-        SdkError::ServiceError(service)
-            if matches!(
-                service.err(),
-                PutItemError::ConditionalCheckFailedException(_)
-            ) =>
-        {
-            CommitError::IdempotencyKeyTaken
-        }
-        other => unavailable("PutItem", other).into(),
+    if condition_failed(error) {
+        CommitError::IdempotencyKeyTaken
+    } else {
+        unavailable("PutItem", error).into()
     }
 }

@@ -12,14 +12,11 @@
 //! and their `kind` keeps them out of the outbox stream's filter.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use countersign_store::{CallbackInbox, InboxEvent, StoreError};
 
-use crate::error::unavailable;
+use crate::error::{condition_failed, unavailable};
 use crate::item::{n, s, string, time_key, Item, KIND, PK, SK};
 use crate::store::DynamoStore;
 
@@ -118,14 +115,7 @@ impl CallbackInbox for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Already kept: a redelivery, applied once with the first.
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    PutItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
+            Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(unavailable("PutItem", &error)),
         }
     }
@@ -179,11 +169,7 @@ impl CallbackInbox for DynamoStore {
                         ..event
                     }),
                 },
-                Err(SdkError::ServiceError(service))
-                    if matches!(
-                        service.err(),
-                        UpdateItemError::ConditionalCheckFailedException(_)
-                    ) => {}
+                Err(error) if condition_failed(&error) => {}
                 Err(error) => return Err(unavailable("UpdateItem", &error)),
             }
         }

@@ -11,14 +11,12 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use countersign_store::{CommitError, ProviderProgress, ProviderProgressStore, StoreError};
 
-use crate::error::unavailable;
+use crate::error::{condition_failed, unavailable};
 use crate::item::{agreement_pk, n, s, string, time_key, Item, KIND, PK, SK};
 use crate::store::{new_commit_token, DynamoStore, COMMIT_TOKEN};
 
@@ -209,14 +207,7 @@ impl ProviderProgressStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    PutItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(unavailable("PutItem", &error)),
         }
     }
@@ -240,14 +231,7 @@ impl ProviderProgressStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Released already (a retried delete), run out and taken by another: not ours.
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    DeleteItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
+            Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(unavailable("DeleteItem", &error)),
         }
     }
