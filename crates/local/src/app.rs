@@ -88,16 +88,14 @@ where
             }
             out.flush().map_err(|error| SinkError(error.to_string()))?;
         }
-        for (event, line) in events.iter().zip(lines) {
+        for event in events {
             if !DISPATCHED_EVENT_TYPES
                 .iter()
                 .any(|kind| kind.as_str() == event.detail_type)
             {
                 continue;
             }
-            let Ok(dispatch_event) = serde_json::from_value::<DispatchEvent>(line) else {
-                continue;
-            };
+            let dispatch_event = DispatchEvent::from(event);
             let dispatcher = self.dispatcher.clone();
             tokio::spawn(async move { dispatch_with_retries(&dispatcher, dispatch_event).await });
         }

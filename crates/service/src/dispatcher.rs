@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::DateTime;
 use chrono::Utc;
-use countersign_domain::{Agreement, EntryType, Status};
+use countersign_domain::{Agreement, EntryType, PublishedEvent, Status};
 use countersign_provider::{
     DocumentBytes, OutboundError, ProgressLog, ProviderClient, Providers, StoredProgress,
 };
@@ -41,20 +41,36 @@ impl From<StoreError> for DispatchError {
 }
 
 /// The part of a published event the dispatcher reads (EventBridge `detail-type` and `detail`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct DispatchEvent {
     #[serde(rename = "detail-type")]
     pub detail_type: String,
     pub detail: DispatchEventDetail,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct DispatchEventDetail {
     pub agreement_id: String,
     pub tenant: String,
     pub sequence: u64,
     #[serde(default)]
     pub signing_group: Option<u32>,
+}
+
+impl From<&PublishedEvent> for DispatchEvent {
+    /// The event as the dispatcher's queue would carry it, without going through its JSON (the
+    /// in-process dispatch of countersign-local).
+    fn from(event: &PublishedEvent) -> Self {
+        DispatchEvent {
+            detail_type: event.detail_type.to_owned(),
+            detail: DispatchEventDetail {
+                agreement_id: event.detail.agreement_id.clone(),
+                tenant: event.detail.tenant.clone(),
+                sequence: event.detail.sequence,
+                signing_group: event.detail.signing_group,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -660,3 +660,28 @@ async fn a_dispatch_waits_for_the_lease_then_is_retried() {
     ));
     assert_eq!(world.live.calls().len(), 1);
 }
+
+/// countersign-local hands the dispatcher its events in process: what it hands over is what the
+/// dispatch queue carries on AWS (the event's JSON, read back).
+#[tokio::test]
+async fn the_in_process_dispatch_event_is_the_one_the_queue_carries() {
+    let world = World::new();
+    let agreement = world.create(true, true).await;
+    world
+        .lifecycle(&agreement.id, LifecycleRequest::Pending)
+        .await;
+    world.sign(&agreement.id, "ada").await;
+    let history = world.store.history(&agreement.id).await.expect("history");
+    let published: Vec<_> = history
+        .iter()
+        .filter_map(|entry| entry.published_event())
+        .collect();
+    assert!(published
+        .iter()
+        .any(|event| event.detail.signing_group.is_some()));
+    for event in &published {
+        let carried: DispatchEvent =
+            serde_json::from_value(event_json(event, "bus")).expect("a dispatch event");
+        assert_eq!(DispatchEvent::from(event), carried);
+    }
+}
