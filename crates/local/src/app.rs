@@ -12,7 +12,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use countersign_api::{Api, ApiConfig, SandboxSettings};
-use countersign_aws::StreamFeed;
 use countersign_domain::PublishedEvent;
 use countersign_provider::{Providers, ProvidersSetup, ZignedSetup};
 use countersign_service::dispatcher::{DispatchEvent, Dispatcher, DISPATCHED_EVENT_TYPES};
@@ -30,6 +29,7 @@ use crate::config::{LocalConfig, StoreChoice};
 use crate::documents::{FolderDocuments, LINK_PATH};
 use crate::http_server;
 use crate::inbox::{run_inbox_worker, InboxQueue};
+use crate::stream_feed::StreamFeed;
 
 /// How often the relay looks for committed events: short, so events print as they happen.
 const OUTBOX_POLL: Duration = Duration::from_millis(50);

@@ -6,6 +6,7 @@ mod config;
 mod documents;
 mod http_server;
 mod inbox;
+mod stream_feed;
 
 use std::process::ExitCode;
 

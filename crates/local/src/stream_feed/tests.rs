@@ -1,15 +1,101 @@
-//! The stream feed of countersign-local on DynamoDB, over a scripted stream with two shards (moto
-//! has one): a poll that fails on one shard loses nothing another shard had given it.
+//! The stream feed on moto (one shard), and over a scripted stream with two shards (moto has
+//! one): a poll that fails on one shard loses nothing another shard had given it.
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
-use countersign_aws::stream_feed::StreamFeed;
-use countersign_domain::{Agreement, AgreementInput, HistoryEntry, Rules};
+use countersign_domain::{Agreement, AgreementInput, HistoryEntry, LifecycleRequest, Rules};
 use countersign_e2e::faults::ScriptedAws;
+use countersign_e2e::moto;
 use countersign_service::ids::RandomIds;
+use countersign_service::{AgreementService, RetryPolicy, SystemClock};
+use countersign_store::HistoryRead;
 use countersign_store_dynamodb::item::history_item;
+use countersign_store_dynamodb::{create_table, DynamoStore};
 use serde_json::{json, Value};
+
+use super::StreamFeed;
+
+async fn draft(service: &AgreementService<DynamoStore>, tenant: &str) -> String {
+    let input =
+        serde_json::from_value(serde_json::json!({"metadata": {"lookup_key": "feed"}})).unwrap();
+    service
+        .create(tenant, input, None)
+        .await
+        .expect("created")
+        .agreement()
+        .expect("no key: nothing replayed")
+        .id
+}
+
+#[tokio::test]
+async fn the_feed_yields_each_inserted_history_entry_once_in_order() {
+    let sdk = moto::sdk_config();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = moto::unique_name("feed");
+    create_table(&dynamodb, &table).await.expect("table");
+    let store = Arc::new(DynamoStore::new(dynamodb.clone(), &table));
+    let service = AgreementService::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Rules::default(),
+        RetryPolicy::default(),
+    );
+
+    let before = draft(&service, "t1").await;
+    let mut from_start = StreamFeed::open(
+        &dynamodb,
+        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        &table,
+        false,
+    )
+    .await
+    .expect("feed");
+    let mut from_now = StreamFeed::open(
+        &dynamodb,
+        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        &table,
+        true,
+    )
+    .await
+    .expect("feed");
+    let after = draft(&service, "t1").await;
+    let reason = countersign_domain::CancellationReason::InvalidDocument;
+    service
+        .lifecycle(
+            "t1",
+            &after,
+            LifecycleRequest::Cancelled(reason),
+            None,
+            None,
+        )
+        .await
+        .expect("cancelled");
+
+    let seen = |entries: Vec<HistoryEntry>| -> Vec<(String, u64)> {
+        entries
+            .into_iter()
+            .map(|e| (e.agreement_id, e.sequence))
+            .collect()
+    };
+    let all = seen(from_start.poll().await.expect("poll"));
+    assert_eq!(
+        all,
+        [(before.clone(), 1), (after.clone(), 1), (after.clone(), 2)]
+    );
+    assert_eq!(
+        seen(from_now.poll().await.expect("poll")),
+        [(after.clone(), 1), (after.clone(), 2)]
+    );
+    assert!(
+        from_start.poll().await.expect("poll").is_empty(),
+        "nothing twice"
+    );
+
+    // What the feed yields is what the table holds.
+    let history = store.history(&after).await.unwrap();
+    assert_eq!(history.len(), 2);
+}
 
 const STREAM: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/1";
 

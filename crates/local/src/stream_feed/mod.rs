@@ -1,6 +1,6 @@
-//! The table's stream read directly (DynamoDB Streams `GetRecords`), for a long-running process
-//! such as `countersign-local` on DynamoDB: on AWS the outbox publisher function gets the same
-//! records from its event source mapping instead.
+//! The table's stream read directly (DynamoDB Streams `GetRecords`), for `countersign-local` on
+//! DynamoDB: on AWS the outbox publisher function gets the same records from its event source
+//! mapping instead.
 
 use std::collections::{HashMap, HashSet};
 
@@ -161,3 +161,6 @@ fn text<'a>(image: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
