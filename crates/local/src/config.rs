@@ -248,6 +248,9 @@ impl LocalConfig {
             return Err("COUNTERSIGN_SWEEP_INTERVAL_SECS: more than 0, at most 86400".to_owned());
         }
         let callback_max_receives: u32 = parse_or(&get, "COUNTERSIGN_CALLBACK_MAX_RECEIVES", 5)?;
+        if callback_max_receives == 0 {
+            return Err("COUNTERSIGN_CALLBACK_MAX_RECEIVES: at least 1".to_owned());
+        }
         let zigned = zigned_settings(&get, host.is_loopback())?;
         let test_mode_provider = match get("COUNTERSIGN_TEST_MODE_PROVIDER").as_deref().map(str::trim) {
             None | Some("" | "sandbox") => countersign_provider::sandbox::PROVIDER_NAME,
@@ -282,7 +285,7 @@ impl LocalConfig {
                 },
             },
             sweep_interval: Duration::from_secs_f64(sweep_secs),
-            callback_max_receives: callback_max_receives.max(1),
+            callback_max_receives,
             event_bus: get("COUNTERSIGN_EVENT_BUS").unwrap_or_else(|| "countersign".to_owned()),
             store: store_choice(&get)?,
             documents_dir,
@@ -403,6 +406,8 @@ mod tests {
             ("COUNTERSIGN_DEFAULT_EXPIRY_DAYS", "400"),
             ("COUNTERSIGN_SWEEP_INTERVAL_SECS", "0"),
             ("COUNTERSIGN_IDENTITY_CHECK_ATTEMPTS", "0"),
+            ("COUNTERSIGN_CALLBACK_MAX_RECEIVES", "0"),
+            ("COUNTERSIGN_CALLBACK_MAX_RECEIVES", ""),
             ("COUNTERSIGN_STORE", "postgres"),
             ("COUNTERSIGN_TEST_MODE_PROVIDER", "docusign"),
             ("COUNTERSIGN_TEST_MODE_PROVIDER", "zigned"),
