@@ -8,6 +8,7 @@ pub mod prism;
 pub mod zigned;
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,27 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+
+/// The repository's root, found when the test runs: the directory of the package under test
+/// (`CARGO_MANIFEST_DIR`, which cargo sets for every test process) or the working directory, and
+/// its parents, up to the one holding `scripts/moto`. Never a path baked in at compile time: a
+/// target directory reused across clones may hold a test binary built in another one.
+pub fn repo_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .expect("a working directory");
+    start
+        .ancestors()
+        .find(|dir| dir.join("scripts/moto").is_file() && dir.join("Cargo.toml").is_file())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "no repository root (with scripts/moto) above {}",
+                start.display()
+            )
+        })
+}
 
 /// How long the process may take to say it listens (a cold debug binary starts in milliseconds;
 /// this only bounds a broken start).

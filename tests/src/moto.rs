@@ -21,8 +21,9 @@ pub fn endpoint() -> String {
 }
 
 fn start_private() -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/moto");
-    let output = Command::new(script)
+    let script = crate::repo_root().join("scripts/moto");
+    let script = script.display();
+    let output = Command::new(script.to_string())
         .args(["start", "--owner", &std::process::id().to_string()])
         .output()
         .unwrap_or_else(|error| panic!("cannot run {script}: {error}"));

@@ -37,10 +37,7 @@ pub fn request_violations<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<
 
 /// `<repo>/../shared/providers/zigned`: CI puts `shared/` beside the clone.
 pub fn zigned_documents_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/providers/zigned"
-    ));
+    let dir = crate::repo_root().join("../shared/providers/zigned");
     assert!(
         dir.join("rest-api-v3.openapi.yaml").is_file()
             && dir.join("oauth-token.openapi.yaml").is_file(),
@@ -81,8 +78,9 @@ fn endpoint(document: &str, dynamic: bool) -> String {
 
 fn start(document: &str, dynamic: bool) -> String {
     let spec = zigned_documents_dir().join(document);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/prism");
-    let mut command = Command::new(script);
+    let script = crate::repo_root().join("scripts/prism");
+    let script = script.display();
+    let mut command = Command::new(script.to_string());
     command.arg("start");
     if dynamic {
         command.arg("-d");

@@ -87,12 +87,12 @@ const SIGNATURE_VERIFIED_ROUTE: (&str, &str) = ("POST", "/v1/callbacks/{provider
 // ------------------------------------------------------------------------------------ reading
 
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    countersign_e2e::repo_root()
 }
 
 /// The binaries of this package, by name (`src/bin/<name>.rs`).
 fn binaries() -> BTreeSet<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+    let dir = workspace().join("crates/functions/src/bin");
     std::fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
         .map(|entry| entry.expect("a directory entry").path())
@@ -102,7 +102,7 @@ fn binaries() -> BTreeSet<String> {
 }
 
 fn binary_source(binary: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("src/bin/{binary}.rs"));
+    let path = workspace().join(format!("crates/functions/src/bin/{binary}.rs"));
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 

@@ -12,7 +12,7 @@ use countersign_store_dynamodb::{table_definition, RequestCounter};
 const UPDATE_VAR: &str = "COUNTERSIGN_UPDATE_INFRA";
 
 fn infra_table_json() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/table.json")
+    countersign_e2e::repo_root().join("infra/table.json")
 }
 
 #[test]

@@ -30,8 +30,9 @@ pub fn cargo_lambda() -> PathBuf {
         });
     let path = venv.join("bin/cargo-lambda");
     if !path.exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/deploy-checks");
-        let status = Command::new(script)
+        let script = countersign_e2e::repo_root().join("scripts/deploy-checks");
+        let script = script.display();
+        let status = Command::new(script.to_string())
             .arg("install")
             .status()
             .unwrap_or_else(|error| panic!("cannot run {script}: {error}"));
@@ -323,9 +324,9 @@ impl Drop for Function {
 
 /// A file of `events/`, with `{{agreement_id}}` filled in.
 pub fn fixture(path: &str, agreement_id: &str) -> String {
-    let full = format!("{}/../../events/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = countersign_e2e::repo_root().join("events").join(path);
     std::fs::read_to_string(&full)
-        .unwrap_or_else(|error| panic!("{full}: {error}"))
+        .unwrap_or_else(|error| panic!("{}: {error}", full.display()))
         .replace("{{agreement_id}}", agreement_id)
 }
 
