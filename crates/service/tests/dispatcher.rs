@@ -232,6 +232,21 @@ impl World {
         self.callbacks.process(&event).await.expect("applied");
     }
 
+    /// A live agreement sent for signature, and its `AgreementSentForSignature` as the
+    /// dispatcher's queue gets it.
+    async fn live_agreement_sent(&self) -> (Agreement, DispatchEvent) {
+        let agreement = self.create(false, false).await;
+        self.lifecycle(&agreement.id, LifecycleRequest::Pending)
+            .await;
+        let send = self
+            .events(&agreement.id, 0)
+            .await
+            .into_iter()
+            .find(|event| event.detail_type == "AgreementSentForSignature")
+            .expect("a send");
+        (agreement, send)
+    }
+
     /// The published events of `id` after its first `skip`, as the dispatcher's queue gets them.
     async fn events(&self, id: &str, skip: usize) -> Vec<DispatchEvent> {
         let history = self.store.history(id).await.expect("history");
@@ -587,16 +602,7 @@ async fn two_dispatches_of_one_agreement_take_turns() {
     let world = World::new();
     let dispatcher = world.dispatcher(true);
     *world.live.send_time.lock().unwrap() = std::time::Duration::from_millis(300);
-    let agreement = world.create(false, false).await;
-    world
-        .lifecycle(&agreement.id, LifecycleRequest::Pending)
-        .await;
-    let send = world
-        .events(&agreement.id, 0)
-        .await
-        .into_iter()
-        .find(|event| event.detail_type == "AgreementSentForSignature")
-        .expect("a send");
+    let (agreement, send) = world.live_agreement_sent().await;
     let (first, second) = tokio::join!(dispatcher.dispatch(&send), dispatcher.dispatch(&send));
     let mut outcomes = vec![first.expect("dispatched"), second.expect("dispatched")];
     outcomes.sort_by_key(|outcome| format!("{outcome:?}"));
@@ -619,16 +625,7 @@ async fn a_dispatch_waits_for_the_lease_then_is_retried() {
     let dispatcher = world
         .dispatcher(true)
         .with_lease_wait(std::time::Duration::from_millis(100));
-    let agreement = world.create(false, false).await;
-    world
-        .lifecycle(&agreement.id, LifecycleRequest::Pending)
-        .await;
-    let send = world
-        .events(&agreement.id, 0)
-        .await
-        .into_iter()
-        .find(|event| event.detail_type == "AgreementSentForSignature")
-        .expect("a send");
+    let (agreement, send) = world.live_agreement_sent().await;
     let now = Utc::now();
     assert!(world
         .store

@@ -24,6 +24,11 @@ pub struct StreamFeed {
 #[error("reading the table's stream: {0}")]
 pub struct StreamError(pub String);
 
+/// A failed DynamoDB or DynamoDB Streams request, with the SDK's whole chain of causes.
+fn stream_error(error: impl std::error::Error) -> StreamError {
+    StreamError(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&error).to_string())
+}
+
 impl StreamFeed {
     /// The feed of `table`'s stream. `from_now`: skip what the stream already holds (a new
     /// process prints what happens from its start), else read it all.
@@ -38,9 +43,7 @@ impl StreamFeed {
             .table_name(table)
             .send()
             .await
-            .map_err(|error| {
-                StreamError(aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string())
-            })?;
+            .map_err(stream_error)?;
         let stream_arn = description
             .table()
             .and_then(|table| table.latest_stream_arn())
@@ -68,9 +71,7 @@ impl StreamFeed {
             .stream_arn(&self.stream_arn)
             .send()
             .await
-            .map_err(|error| {
-                StreamError(aws_sdk_dynamodbstreams::error::DisplayErrorContext(&error).to_string())
-            })?;
+            .map_err(stream_error)?;
         let shards = description
             .stream_description()
             .map(|d| d.shards())
@@ -90,11 +91,7 @@ impl StreamFeed {
                 .shard_iterator_type(start.clone())
                 .send()
                 .await
-                .map_err(|error| {
-                    StreamError(
-                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(&error).to_string(),
-                    )
-                })?;
+                .map_err(stream_error)?;
             if let Some(iterator) = iterator.shard_iterator {
                 self.iterators.insert(shard_id.to_owned(), iterator);
             }
@@ -122,11 +119,7 @@ impl StreamFeed {
                 .shard_iterator(iterator)
                 .send()
                 .await
-                .map_err(|error| {
-                    StreamError(
-                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(&error).to_string(),
-                    )
-                })?;
+                .map_err(stream_error)?;
             for record in output.records() {
                 if record.event_name().map(|name| name.as_str()) != Some("INSERT") {
                     continue;
