@@ -206,3 +206,23 @@ async fn every_401_over_http_carries_a_challenge() {
         Some(r#"Countersign-Signature realm="countersign""#)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_short_is_a_spec_shaped_400_and_creates_nothing() {
+    let local = LocalProcess::start(BINARY, &[]);
+    let addr = address(&local);
+    // Promise 100 bytes, send 10, then stop sending and wait for the answer.
+    let request = format!(
+        "POST /v1/agreements HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer dev-key\r\n\
+         x-request-id: cut-1\r\ncontent-length: 100\r\n\r\n{{\"test_mo"
+    );
+    let answer = RawAnswer::parse(&half_closed_exchange(&addr, request.as_bytes()).await);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(answer.header("x-request-id"), Some("cut-1"));
+    let body = answer.json();
+    assert_eq!(body["error"]["type"], "INVALID_REQUEST", "{body}");
+    assert_eq!(body["error"]["request_id"], "cut-1", "{body}");
+
+    let listed = local.client("dev-key").get("/agreements").await;
+    assert_eq!(listed.data().as_array().map(Vec::len), Some(0));
+}

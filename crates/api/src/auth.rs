@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use http::header::AUTHORIZATION;
+use http::request::Parts;
 use http::StatusCode;
 use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt};
 use subtle::ConstantTimeEq;
 
 use crate::response::ApiError;
@@ -44,8 +44,8 @@ impl From<Rejection> for ApiError {
 }
 
 pub trait Authenticator: Send + Sync {
-    /// The caller's tenant, or why there is none.
-    fn tenant(&self, request: &Request) -> Result<String, Rejection>;
+    /// The caller's tenant, or why there is none, from the request's head.
+    fn tenant(&self, request: &Parts) -> Result<String, Rejection>;
 }
 
 /// `Authorization: Bearer <api key>`, keys mapped to tenants.
@@ -92,8 +92,8 @@ fn bearer_token(credentials: &str) -> Option<&str> {
 }
 
 impl Authenticator for ApiKeys {
-    fn tenant(&self, request: &Request) -> Result<String, Rejection> {
-        let mut headers = request.headers().get_all(AUTHORIZATION).iter();
+    fn tenant(&self, request: &Parts) -> Result<String, Rejection> {
+        let mut headers = request.headers.get_all(AUTHORIZATION).iter();
         let header = headers.next().ok_or(Rejection::Missing)?;
         if headers.next().is_some() {
             return Err(Rejection::Ambiguous);
@@ -118,8 +118,9 @@ pub struct JwtClaim {
 }
 
 impl Authenticator for JwtClaim {
-    fn tenant(&self, request: &Request) -> Result<String, Rejection> {
-        match request.request_context_ref() {
+    fn tenant(&self, request: &Parts) -> Result<String, Rejection> {
+        // lambda_http puts API Gateway's request context, authorizer and all, in the extensions.
+        match request.extensions.get::<RequestContext>() {
             Some(RequestContext::ApiGatewayV2(context)) => {
                 let jwt = context
                     .authorizer
@@ -147,11 +148,10 @@ mod tests {
         ApiGatewayV2httpRequestContext,
     };
     use lambda_http::request::RequestContext;
-    use lambda_http::{Body, Request, RequestExt};
 
     use super::*;
 
-    fn with_claims(claims: Option<&[(&str, &str)]>) -> Request {
+    fn with_claims(claims: Option<&[(&str, &str)]>) -> Parts {
         let mut context = ApiGatewayV2httpRequestContext::default();
         if let Some(claims) = claims {
             let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
@@ -163,7 +163,11 @@ mod tests {
             authorizer.jwt = Some(jwt);
             context.authorizer = Some(authorizer);
         }
-        http::Request::new(Body::Empty).with_request_context(RequestContext::ApiGatewayV2(context))
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts
+            .extensions
+            .insert(RequestContext::ApiGatewayV2(context));
+        parts
     }
 
     #[test]
@@ -185,7 +189,7 @@ mod tests {
         );
         assert_eq!(auth.tenant(&with_claims(None)), Err(Rejection::Missing));
         assert_eq!(
-            auth.tenant(&http::Request::new(Body::Empty)),
+            auth.tenant(&http::Request::new(()).into_parts().0),
             Err(Rejection::Missing)
         );
     }

@@ -1,9 +1,10 @@
 //! Reading what a request carries: body, JSON, `If-Match`, `Idempotency-Key`, list cursors.
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http::HeaderMap;
-use lambda_http::{Body, Request};
+use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -15,15 +16,27 @@ use crate::shape::{self, json_object, Shape};
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
-pub fn body_bytes(request: &Request) -> &[u8] {
-    match request.body() {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        // Body is non-exhaustive upstream: anything else is read as no body.
-        #[allow(unreachable_patterns)]
-        _ => &[],
-    }
+/// What a consumer route (every route but the callbacks) works from: the request, admitted (body
+/// within its limit, inside service hours, the caller's tenant known; in that order).
+pub struct Consumer {
+    pub tenant: String,
+    pub headers: HeaderMap,
+    /// The path as the client sent it (no stage on `$default`), for idempotency hashes.
+    pub path: String,
+    /// The raw query string, for the routes that take parameters.
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+/// The whole body of `request`. The router's limit layer cuts bodies over
+/// [`crate::MAX_BODY_BYTES`]; such a body is 413, one that ends early or is badly framed 400.
+pub async fn read_body(request: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+            _ => ApiError::invalid_request("the request body could not be read to its end"),
+        })
 }
 
 /// Reads a JSON body as a `T`. Anything but a JSON object is refused first (serde would also

@@ -1,9 +1,10 @@
 //! The envelopes of SPEC section 3: `{"version":"1.0","result_type":...,"data":...}` for success,
 //! `{"status":"error","error":{...}}` for errors. Nothing internal reaches a client.
 
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
 use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
-use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -22,7 +23,7 @@ pub struct ApiError {
     pub details: Vec<Value>,
     pub retry_after: Option<u64>,
     /// The `Allow` header of a 405: the methods the path does support.
-    pub allow: Option<&'static str>,
+    pub allow: Option<Box<str>>,
     /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 section 11.6.1). Boxed, not a
     /// `String`, to keep `ApiError` (the `Err` of every handler) small.
     pub challenge: Option<Box<str>>,
@@ -46,14 +47,12 @@ impl ApiError {
     }
 
     /// 405 with `Allow` (RFC 9110 section 15.5.6: a 405 names the methods the path supports).
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<Box<str>>) -> Self {
+        let allow = allow.into();
         ApiError {
+            message: format!("method not allowed on this path; allowed: {allow}"),
             allow: Some(allow),
-            ..ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                format!("method not allowed on this path; allowed: {allow}"),
-            )
+            ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "")
         }
     }
 
@@ -108,7 +107,16 @@ impl ApiError {
         self
     }
 
-    pub fn into_response(self, request_id: &str) -> Response<Body> {
+    pub fn payload_too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "request bodies are limited to 1 MiB",
+        )
+    }
+
+    /// The answer in SPEC section 3's error shape, naming the request it answers.
+    pub fn render(self, request_id: &str) -> Response {
         let body = json!({
             "status": "error",
             "error": {
@@ -125,10 +133,11 @@ impl ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if let Some(allow) = self.allow {
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
+        if let Some(allow) = self
+            .allow
+            .and_then(|allow| HeaderValue::from_str(&allow).ok())
+        {
+            response.headers_mut().insert(ALLOW, allow);
         }
         // Every 401 names how to authenticate (RFC 9110 section 15.5.2).
         let challenge = match self.challenge {
@@ -141,6 +150,17 @@ impl ApiError {
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(WWW_AUTHENTICATE, value);
         }
+        response
+    }
+}
+
+/// A handler's error travels out as the `ApiError` itself, in the response's extensions: the
+/// router's error layer renders it with the request id (see [`crate::router`]), so no handler
+/// needs to know that id.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
         response
     }
 }
@@ -238,8 +258,8 @@ fn idempotency_key_reused() -> ApiError {
     )
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -11,7 +11,6 @@ use http::Method;
 use serde_json::{json, Value};
 
 use countersign_api::service_hours::ServiceHours;
-use countersign_api::Api;
 use countersign_domain::{Agreement, HistoryEntry};
 use countersign_service::callbacks::RecordingQueue;
 use countersign_service::ManualClock;
@@ -371,7 +370,7 @@ async fn bodies_over_1_mib_are_413_and_1_mib_is_accepted() {
 async fn binary_bodies_count_towards_the_limit_too() {
     let h = Harness::new();
     let mut call = Call::new(Method::POST, "/v1/agreements");
-    call.body = lambda_http::Body::Binary(vec![b' '; ONE_MIB + 1]);
+    call.body = vec![b' '; ONE_MIB + 1];
     h.send(call).await.expect_error(413, "PAYLOAD_TOO_LARGE");
 }
 
@@ -685,7 +684,7 @@ impl IdempotencyStore for FailingStore {
     }
 }
 
-fn failing_api(error: StoreError) -> Api<FailingStore> {
+fn failing_api(error: StoreError) -> axum::Router {
     api_over(
         Arc::new(FailingStore { error }),
         Arc::new(ManualClock::new(t0())),

@@ -1,6 +1,5 @@
 //! What a function builds once, at init: the AWS clients, the store, the HTTP API.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,7 +14,6 @@ use countersign_service::callbacks::{CallbackQueue, QueueError};
 use countersign_service::dispatcher::Dispatcher;
 use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store_dynamodb::DynamoStore;
-use lambda_http::{service_fn, Request};
 use secrecy::SecretString;
 
 use crate::settings::{
@@ -307,9 +305,5 @@ pub async fn serve_http(role: HttpRole) -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let sdk = sdk_config().await;
     let api = Arc::new(http_api(&sdk, &settings, role).await?);
-    lambda_http::run(service_fn(move |request: Request| {
-        let api = api.clone();
-        async move { Ok::<_, Infallible>(api.handle(request).await) }
-    }))
-    .await
+    lambda_http::run(countersign_api::router(api)).await
 }

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::SqsEvent;
-use countersign_api::Api;
 use countersign_aws::EventBridgeSender;
 use countersign_domain::{EntryType, Journey, Status};
 use countersign_e2e::faults::{FaultInjector, FaultKind, FaultPlan};
@@ -35,6 +34,7 @@ use countersign_store::{AgreementGet, AgreementList, HistoryRead, ListQuery};
 use countersign_store_dynamodb::DynamoStore;
 use serde_json::{json, Value};
 use support::{fixture, Resources, SECRET, TENANT};
+use tower::ServiceExt;
 
 /// Attempts of each SDK call (the first included): one retry, so some faults reach our code.
 const SDK_ATTEMPTS: u32 = 2;
@@ -72,9 +72,9 @@ struct Reply {
     body: Value,
 }
 
-/// One HTTP function's API, and what its clients saw.
+/// One HTTP function's router, and what its clients saw.
 struct Client {
-    api: Api<DynamoStore>,
+    router: axum::Router,
     /// Every 503, and how many requests were sent in all.
     unavailable: usize,
     sent: usize,
@@ -87,14 +87,21 @@ impl Client {
             self.sent += 1;
             let request =
                 lambda_http::request::from_str(event).expect("an API Gateway HTTP API request");
-            let response = self.api.handle(request).await;
+            let response = self
+                .router
+                .clone()
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
             let status = response.status().as_u16();
-            let bytes: &[u8] = response.body().as_ref();
-            let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+            let retry_after = response.headers().get("retry-after").cloned();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("a whole body");
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if status == 503 {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
+                let retry_after = retry_after
+                    .as_ref()
                     .and_then(|value| value.to_str().ok())
                     .and_then(|value| value.parse::<u64>().ok());
                 assert!(
@@ -264,7 +271,9 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
         let (sdk, settings) = (&sdk, &settings);
         async move {
             Client {
-                api: http_api(sdk, settings, role).await.expect("the API"),
+                router: countersign_api::router(Arc::new(
+                    http_api(sdk, settings, role).await.expect("the API"),
+                )),
                 unavailable: 0,
                 sent: 0,
             }

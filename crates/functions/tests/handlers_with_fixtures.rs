@@ -20,8 +20,8 @@ use countersign_service::documents::MemoryDocuments;
 use countersign_service::outbox::{EventBatchSender, SinkError};
 use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store::{HistoryRead, MemoryStore};
-use lambda_http::Body;
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 const TENANT: &str = "tenant-demo";
 const SECRET: &[u8] = b"fixture-secret";
@@ -279,10 +279,10 @@ async fn the_scheduled_sweep_expires_what_is_due_and_nothing_else() {
     assert_eq!(report.pages, 0);
 }
 
-fn api(world: &World, queue: Arc<RecordingQueue>) -> Api<MemoryStore> {
+fn api(world: &World, queue: Arc<RecordingQueue>) -> Arc<Api<MemoryStore>> {
     let mut providers = Providers::new();
     providers.register_verifier(Arc::new(SandboxProvider::new(vec![SECRET.to_vec()])));
-    Api::new(
+    Arc::new(Api::new(
         world.agreements.clone(),
         queue,
         Arc::new(providers),
@@ -296,19 +296,26 @@ fn api(world: &World, queue: Arc<RecordingQueue>) -> Api<MemoryStore> {
                 signing_secret: SECRET.to_vec(),
             },
         },
-    )
+    ))
 }
 
-async fn call(api: &Api<MemoryStore>, event: &str) -> (u16, Value) {
+/// The fixture as `lambda_http` hands it to the function, through the router the function runs.
+async fn call(api: &Arc<Api<MemoryStore>>, event: &str) -> (u16, Value) {
     let request = lambda_http::request::from_str(event).expect("an API Gateway HTTP API request");
-    let response = api.handle(request).await;
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
-        Body::Empty => Value::Null,
-        _ => Value::Null,
+    let response = countersign_api::router(api.clone())
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a whole body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
     };
-    (response.status().as_u16(), body)
+    (status, body)
 }
 
 #[tokio::test]

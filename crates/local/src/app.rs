@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::routing::any;
+use http::{Method, Uri};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -340,22 +342,14 @@ async fn serve<S: Store + CallbackInbox + ProviderProgressStore + 'static>(
     // A plain line too, for people and scripts that wait for the server to be up.
     eprintln!("countersign-local listening on http://{address}/v1");
 
-    http_server::serve(
-        listener,
-        move |request: lambda_http::Request| {
-            let api = api.clone();
+    // Signed-document links are this process's own, outside the API and its layers.
+    let router = countersign_api::router(api).route(
+        &format!("{LINK_PATH}{{*file}}"),
+        any(move |method: Method, uri: Uri| {
             let documents = documents.clone();
             let clock = clock.clone();
-            async move {
-                // Signed-document links are this process's own, outside the API.
-                if request.uri().path().starts_with(LINK_PATH) {
-                    documents.serve(&request, clock.now()).await
-                } else {
-                    api.handle(request).await
-                }
-            }
-        },
-        shutdown,
-    )
-    .await
+            async move { documents.serve(&method, &uri, clock.now()).await }
+        }),
+    );
+    http_server::serve(listener, router, shutdown).await
 }

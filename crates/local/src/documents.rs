@@ -5,10 +5,11 @@
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
+use axum::body::Body;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use http::{Method, StatusCode, Uri};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -87,7 +88,7 @@ impl FolderDocuments {
 
     /// Answers `GET /local/signed-documents/...?expires=&signature=`: the bytes, if the link is
     /// genuine and not expired; 404 otherwise (nothing says which check failed).
-    pub async fn serve(&self, request: &Request, now: DateTime<Utc>) -> Response<Body> {
+    pub async fn serve(&self, method: &Method, uri: &Uri, now: DateTime<Utc>) -> Response {
         let not_found = || {
             Response::builder()
                 .status(StatusCode::NOT_FOUND)
@@ -95,14 +96,13 @@ impl FolderDocuments {
                 .body(Body::from("no such document link, or it has expired"))
                 .unwrap_or_default()
         };
-        if request.method() != Method::GET {
+        if method != Method::GET {
             return not_found();
         }
-        let Some(relative) = request.uri().path().strip_prefix(LINK_PATH) else {
+        let Some(relative) = uri.path().strip_prefix(LINK_PATH) else {
             return not_found();
         };
-        let query: Vec<(String, String)> = request
-            .uri()
+        let query: Vec<(String, String)> = uri
             .query()
             .unwrap_or_default()
             .split('&')
@@ -278,24 +278,39 @@ mod tests {
             .link(&uri, now + chrono::Duration::minutes(5))
             .await
             .unwrap();
-        let get = |url: &str| {
-            let path = url.strip_prefix("http://127.0.0.1:9").unwrap().to_owned();
-            http::Request::builder()
-                .uri(path)
-                .body(Body::Empty)
+        let uri = |url: &str| -> http::Uri {
+            url.strip_prefix("http://127.0.0.1:9")
+                .unwrap()
+                .parse()
                 .unwrap()
         };
-        let answer: Response<Body> = documents.serve(&get(&link.url), now).await;
+        let answer = documents.serve(&Method::GET, &uri(&link.url), now).await;
         assert_eq!(answer.status(), StatusCode::OK);
-        assert_eq!(answer.body().as_ref(), b"%PDF signed");
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(bytes.as_ref(), b"%PDF signed");
+        assert_eq!(
+            documents
+                .serve(&Method::POST, &uri(&link.url), now)
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
         let tampered = link.url.replace("signature=", "signature=0");
         assert_eq!(
-            documents.serve(&get(&tampered), now).await.status(),
+            documents
+                .serve(&Method::GET, &uri(&tampered), now)
+                .await
+                .status(),
             StatusCode::NOT_FOUND
         );
         let later = now + chrono::Duration::minutes(6);
         assert_eq!(
-            documents.serve(&get(&link.url), later).await.status(),
+            documents
+                .serve(&Method::GET, &uri(&link.url), later)
+                .await
+                .status(),
             StatusCode::NOT_FOUND
         );
         assert!(matches!(

@@ -2,9 +2,9 @@
 
 use std::sync::Mutex;
 
+use axum::body::Body;
+use axum::response::Response;
 use http::StatusCode;
-use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use countersign_service::{Answer, IdempotencyIntent, RenderedResponse, ServiceEr
 use countersign_store::{ListPosition, ListQuery, Store};
 
 use crate::request::{
-    body_bytes, decode_cursor, encode_cursor, idempotency_key, if_match, parse_json, request_hash,
+    decode_cursor, encode_cursor, idempotency_key, if_match, parse_json, request_hash, Consumer,
 };
 use crate::response::{json_response, list, single, ApiError};
 use crate::shape::{
@@ -31,7 +31,7 @@ const MAX_PAGE: usize = 100;
 const LIST_PARAMETERS: [&str; 4] = ["lookup_key", "status", "limit", "cursor"];
 
 /// The response for an agreement: the envelope, `ETag`, and `Location` on creation.
-pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> Response<Body> {
+pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> Response {
     rendered_to_response(render_agreement(status, agreement))
 }
 
@@ -54,8 +54,8 @@ pub(crate) fn render_agreement(status: StatusCode, agreement: &Agreement) -> Ren
     }
 }
 
-fn rendered_to_response(rendered: RenderedResponse) -> Response<Body> {
-    let mut response = Response::new(Body::Text(rendered.body));
+fn rendered_to_response(rendered: RenderedResponse) -> Response {
+    let mut response = Response::new(Body::from(rendered.body));
     *response.status_mut() = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::OK);
     for (name, value) in rendered.headers {
         if let (Ok(name), Ok(value)) = (
@@ -70,7 +70,7 @@ fn rendered_to_response(rendered: RenderedResponse) -> Response<Body> {
 
 /// The response to a request that may carry an `Idempotency-Key`: the agreement, or the kept
 /// response of the same request, marked `Idempotent-Replayed`.
-fn answer_response(status: StatusCode, answer: Answer) -> Response<Body> {
+fn answer_response(status: StatusCode, answer: Answer) -> Response {
     match answer {
         Answer::Agreement(agreement) => agreement_response(status, &agreement),
         Answer::Replayed(kept) => {
@@ -143,8 +143,9 @@ fn lifecycle_request(body: &[u8]) -> Result<LifecycleRequest, ApiError> {
     }
 }
 
-/// The list route's query: every parameter that does not fit is a problem of its own.
-fn list_query(tenant: &str, params: &QueryMap) -> Result<ListQuery, ApiError> {
+/// The list route's query (`application/x-www-form-urlencoded`, as API Gateway and browsers
+/// send it): every parameter that does not fit is a problem of its own.
+fn list_query(tenant: &str, raw_query: Option<&str>) -> Result<ListQuery, ApiError> {
     let mut query = ListQuery {
         tenant: tenant.to_owned(),
         lookup_key: None,
@@ -153,7 +154,8 @@ fn list_query(tenant: &str, params: &QueryMap) -> Result<ListQuery, ApiError> {
         after: None,
     };
     let mut problems = Problems::default();
-    for (name, value) in params.iter() {
+    for (name, value) in form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes()) {
+        let (name, value) = (name.as_ref(), value.as_ref());
         let place = Place::query(name);
         match name {
             "lookup_key" => query.lookup_key = Some(value.to_owned()),
@@ -203,20 +205,15 @@ fn list_query(tenant: &str, params: &QueryMap) -> Result<ListQuery, ApiError> {
 }
 
 impl<S: Store + ?Sized + 'static> Api<S> {
-    pub(crate) async fn create(
-        &self,
-        tenant: &str,
-        request: &Request,
-        path: &str,
-    ) -> Result<Response<Body>, ApiError> {
-        let body = body_bytes(request);
+    pub(crate) async fn create(&self, request: &Consumer) -> Result<Response, ApiError> {
+        let (tenant, body) = (request.tenant.as_str(), &request.body[..]);
         let input: AgreementInput = if body.iter().all(u8::is_ascii_whitespace) {
             AgreementInput::default()
         } else {
             parse_json(body, &AGREEMENT_INPUT)?
         };
-        let key = idempotency_key(request.headers())?;
-        let hash = request_hash("POST", path, body);
+        let key = idempotency_key(&request.headers)?;
+        let hash = request_hash("POST", &request.path, body);
         let render = |agreement: &Agreement| render_agreement(StatusCode::CREATED, agreement);
         let intent = key.as_deref().map(|key| IdempotencyIntent {
             key,
@@ -230,17 +227,13 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         Ok(answer_response(StatusCode::CREATED, answer))
     }
 
-    pub(crate) async fn get(&self, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn get(&self, tenant: &str, id: &str) -> Result<Response, ApiError> {
         let agreement = self.agreements.get(tenant, id).await?;
         Ok(agreement_response(StatusCode::OK, &agreement))
     }
 
-    pub(crate) async fn list(
-        &self,
-        tenant: &str,
-        request: &Request,
-    ) -> Result<Response<Body>, ApiError> {
-        let query = list_query(tenant, &request.query_string_parameters())?;
+    pub(crate) async fn list(&self, request: &Consumer) -> Result<Response, ApiError> {
+        let query = list_query(&request.tenant, request.query.as_deref())?;
         let page = self.agreements.list(&query).await?;
         let data: Vec<AgreementView> = page.agreements.iter().map(AgreementView::of).collect();
         let next = page
@@ -253,14 +246,10 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         ))
     }
 
-    pub(crate) async fn patch(
-        &self,
-        tenant: &str,
-        id: &str,
-        request: &Request,
-    ) -> Result<Response<Body>, ApiError> {
-        let patch = json_object(body_bytes(request))?;
-        let if_match = if_match(request.headers())?;
+    pub(crate) async fn patch(&self, request: &Consumer, id: &str) -> Result<Response, ApiError> {
+        let tenant = request.tenant.as_str();
+        let patch = json_object(&request.body)?;
+        let if_match = if_match(&request.headers)?;
         // The service reports a patch that does not merge into an input as `Malformed`; the
         // answer with every problem in it waits here for the handler to return.
         let refusal: Mutex<Option<ApiError>> = Mutex::new(None);
@@ -296,16 +285,14 @@ impl<S: Store + ?Sized + 'static> Api<S> {
 
     pub(crate) async fn lifecycle(
         &self,
-        tenant: &str,
+        request: &Consumer,
         id: &str,
-        request: &Request,
-        path: &str,
-    ) -> Result<Response<Body>, ApiError> {
-        let body = body_bytes(request);
+    ) -> Result<Response, ApiError> {
+        let (tenant, body) = (request.tenant.as_str(), &request.body[..]);
         let lifecycle = lifecycle_request(body)?;
-        let if_match = if_match(request.headers())?;
-        let key = idempotency_key(request.headers())?;
-        let hash = request_hash("POST", path, body);
+        let if_match = if_match(&request.headers)?;
+        let key = idempotency_key(&request.headers)?;
+        let hash = request_hash("POST", &request.path, body);
         let render = |agreement: &Agreement| render_agreement(StatusCode::OK, agreement);
         let intent = key.as_deref().map(|key| IdempotencyIntent {
             key,
@@ -325,7 +312,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         &self,
         tenant: &str,
         id: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let agreement = self.agreements.get(tenant, id).await?;
         let not_available =
             |message: &str| ApiError::new(StatusCode::NOT_FOUND, "DOCUMENT_NOT_AVAILABLE", message);
@@ -365,7 +352,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         ))
     }
 
-    pub(crate) async fn history(&self, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn history(&self, tenant: &str, id: &str) -> Result<Response, ApiError> {
         let entries = self.agreements.history(tenant, id).await?;
         let data: Vec<HistoryEntryView> = entries.iter().map(HistoryEntryView::of).collect();
         Ok(json_response(

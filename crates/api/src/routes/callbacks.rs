@@ -1,35 +1,26 @@
 //! `POST /v1/callbacks/{provider}` (SPEC section 5): verify, queue, 202. Applying the event is the
 //! callback processor's job, so the provider gets its answer fast.
 
+use axum::response::Response;
 use http::{HeaderMap, StatusCode};
-use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use countersign_provider::{AgreementRef, WebhookError};
 use countersign_store::Store;
 
-use crate::request::body_bytes;
 use crate::response::{json_response, single, ApiError};
 use crate::shape::{Place, Problem, Problems};
 use crate::Api;
 
 impl<S: Store + ?Sized + 'static> Api<S> {
-    pub(crate) async fn callback(
-        &self,
-        provider: &str,
-        request: &Request,
-    ) -> Result<Response<Body>, ApiError> {
-        self.accept_callback(provider, request.headers(), body_bytes(request))
-            .await
-    }
-
-    /// Also the entry of sandbox-produced callbacks: they travel the same path as a provider's.
+    /// A provider's callback; also the entry of sandbox-produced ones, which travel the same
+    /// path as a provider's.
     pub(crate) async fn accept_callback(
         &self,
         provider: &str,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let verifier = self.providers.verifier(provider).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

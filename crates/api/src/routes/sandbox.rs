@@ -1,8 +1,8 @@
 //! Sandbox routes (SPEC section 6): for test-mode agreements only, they produce signed provider
 //! callbacks that travel the real callback path, or move `expires_at` to now.
 
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use lambda_http::{Body, Response};
 
 use countersign_provider::sandbox;
 use countersign_service::ids::new_id;
@@ -27,7 +27,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         id: &str,
         participant_id: &str,
         action: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let event_type = match action {
             "sign" => sandbox::event_type::PARTICIPANT_SIGNED,
             "refuse" => sandbox::event_type::PARTICIPANT_REFUSED,
@@ -52,11 +52,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         self.emit(event_type, id, Some(participant_id)).await
     }
 
-    pub(crate) async fn sandbox_fail(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn sandbox_fail(&self, tenant: &str, id: &str) -> Result<Response, ApiError> {
         self.test_mode_agreement(tenant, id).await?;
         self.emit(sandbox::event_type::AGREEMENT_FAILED, id, None)
             .await
@@ -66,7 +62,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         &self,
         tenant: &str,
         id: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let agreement = self.agreements.sandbox_expire(tenant, id).await?;
         Ok(agreement_response(StatusCode::OK, &agreement))
     }
@@ -91,7 +87,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         event_type: &str,
         agreement_id: &str,
         participant_id: Option<&str>,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let now = self.agreements.now();
         let event = sandbox::SandboxEvent {
             id: format!("evt_{}", new_id()),

@@ -1,6 +1,7 @@
-//! What the handler tests share: the whole API wired over the embedded store with a manual clock,
-//! a recording callback queue applied on demand, requests built the way `countersign-local`
-//! builds them, and replies read back as JSON.
+//! What the handler tests share: the whole API's router wired over the embedded store with a
+//! manual clock, a recording callback queue applied on demand, requests sent through the router
+//! (`tower::ServiceExt::oneshot`, as the Lambda runtime and countersign-local call it), and
+//! replies read back as JSON.
 //!
 //! Expected values here come from SPEC (and from independent computations such as the HMAC and
 //! mod-97 helpers below), never from the implementation's own helpers.
@@ -10,15 +11,16 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, Method};
-use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::{Body, RequestExt};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tower::ServiceExt;
 
-use countersign_api::auth::ApiKeys;
+use countersign_api::auth::{ApiKeys, Authenticator};
 use countersign_api::service_hours::ServiceHours;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_domain::Rules;
@@ -160,6 +162,8 @@ pub struct Options {
     pub signing_secret: Vec<u8>,
     pub start: DateTime<Utc>,
     pub rules: Rules,
+    /// Who the callers are; `None`: the API keys of [`api_keys`].
+    pub authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 impl Default for Options {
@@ -171,6 +175,7 @@ impl Default for Options {
             signing_secret: SECRET.to_vec(),
             start: t0(),
             rules: Rules::default(),
+            authenticator: None,
         }
     }
 }
@@ -179,13 +184,13 @@ pub fn api_keys() -> Arc<ApiKeys> {
     Arc::new(ApiKeys::parse(&format!("{KEY_A}={TENANT_A},{KEY_B}={TENANT_B}")).unwrap())
 }
 
-/// An `Api` over any store, as `countersign-local` wires it (sandbox provider, API keys).
+/// The API's router over any store, as `countersign-local` wires it (sandbox provider, API keys).
 pub fn api_over<S: Store + 'static>(
     store: Arc<S>,
     clock: Arc<ManualClock>,
     queue: Arc<RecordingQueue>,
     options: &Options,
-) -> Api<S> {
+) -> Router {
     let agreements = Arc::new(AgreementService::new(
         store,
         clock,
@@ -199,11 +204,14 @@ pub fn api_over<S: Store + 'static>(
             options.verifier_secrets.clone(),
         )));
     }
-    Api::new(
+    let api = Api::new(
         agreements,
         queue,
         Arc::new(providers),
-        api_keys(),
+        options
+            .authenticator
+            .clone()
+            .unwrap_or_else(|| api_keys() as Arc<dyn Authenticator>),
         ApiConfig {
             service_hours: options.service_hours,
             sandbox: SandboxSettings {
@@ -211,29 +219,26 @@ pub fn api_over<S: Store + 'static>(
                 signing_secret: options.signing_secret.clone(),
             },
         },
-    )
+    );
+    countersign_api::router(Arc::new(api))
 }
 
-/// Sends one request through `api.handle`, built like `countersign-local` builds it.
-pub async fn send_to<S: Store + 'static>(api: &Api<S>, call: Call) -> Reply {
-    let uri = format!("https://api.countersign.test{}", call.path);
-    let mut builder = http::Request::builder().method(call.method).uri(&uri);
+/// Sends one request through the router.
+pub async fn send_to(router: &Router, call: Call) -> Reply {
+    let mut builder = http::Request::builder().method(call.method).uri(&call.path);
     if let Some(key) = &call.key {
         builder = builder.header("authorization", format!("Bearer {key}"));
     }
     for (name, value) in &call.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let request: lambda_http::Request = builder.body(call.body).unwrap();
-    let parsed: http::Uri = uri.parse().unwrap();
-    let query: QueryMap = parsed
-        .query()
-        .map(|query| query.parse().unwrap())
-        .unwrap_or_default();
-    let request = request
-        .with_query_string_parameters(query)
-        .with_raw_http_path(parsed.path().to_owned());
-    Reply::of(api.handle(request).await)
+    let request = builder.body(Body::from(call.body)).unwrap();
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    Reply::of(response).await
 }
 
 /// A request being built. Authenticated as tenant A unless told otherwise.
@@ -242,7 +247,7 @@ pub struct Call {
     pub path: String,
     pub key: Option<String>,
     pub headers: Vec<(String, String)>,
-    pub body: Body,
+    pub body: Vec<u8>,
 }
 
 impl Call {
@@ -252,7 +257,7 @@ impl Call {
             path: path.to_owned(),
             key: Some(KEY_A.to_owned()),
             headers: Vec::new(),
-            body: Body::Empty,
+            body: Vec::new(),
         }
     }
 
@@ -272,14 +277,14 @@ impl Call {
     }
 
     pub fn json(mut self, body: &Value) -> Self {
-        self.body = Body::Text(body.to_string());
+        self.body = body.to_string().into_bytes();
         self.headers
             .push(("content-type".to_owned(), "application/json".to_owned()));
         self
     }
 
     pub fn text(mut self, body: impl Into<String>) -> Self {
-        self.body = Body::Text(body.into());
+        self.body = body.into().into_bytes();
         self
     }
 }
@@ -294,15 +299,13 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn of(response: lambda_http::Response<Body>) -> Self {
+    async fn of(response: axum::response::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = match response.body() {
-            Body::Empty => String::new(),
-            Body::Text(text) => text.clone(),
-            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => String::new(),
-        };
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a whole body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
@@ -388,7 +391,7 @@ impl Reply {
 /// The API over the embedded store, a manual clock, a recording queue, and the workers the
 /// tests run by hand (callback processor, sweeper).
 pub struct Harness {
-    pub api: Api<MemoryStore>,
+    pub api: Router,
     pub store: Arc<MemoryStore>,
     pub clock: Arc<ManualClock>,
     pub queue: Arc<RecordingQueue>,
