@@ -3,11 +3,9 @@
 //! output (logs go to standard error): from the embedded store's outbox, or from the DynamoDB
 //! table's stream.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::routing::any;
 use http::{Method, Uri};
 use tokio::net::TcpListener;
@@ -16,9 +14,9 @@ use tokio::sync::Notify;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_domain::PublishedEvent;
 use countersign_provider::{Providers, ProvidersSetup, ZignedSetup};
-use countersign_service::dispatcher::{DispatchEvent, Dispatcher, DISPATCHED_EVENT_TYPES};
+use countersign_service::dispatcher::Dispatcher;
 use countersign_service::documents::DocumentSource;
-use countersign_service::outbox::{event_json, EventSink, OutboxRelay, SinkError};
+use countersign_service::outbox::OutboxRelay;
 use countersign_service::{
     AgreementService, CallbackProcessor, Clock, RetryPolicy, Sweeper, SystemClock,
 };
@@ -29,6 +27,7 @@ use countersign_store_dynamodb::{create_table, DynamoStore};
 
 use crate::config::{LocalConfig, StoreChoice};
 use crate::documents::{FolderDocuments, LINK_PATH};
+use crate::events::{publish_until_done, StdoutBus};
 use crate::http_server;
 use crate::inbox::{run_inbox_worker, InboxQueue};
 use crate::stream_feed::StreamFeed;
@@ -36,74 +35,6 @@ use crate::stream_feed::StreamFeed;
 /// How often the relay looks for committed events: short, so events print as they happen.
 const OUTBOX_POLL: Duration = Duration::from_millis(50);
 const SWEEP_PAGE: usize = 100;
-
-/// Prints each event as one JSON line, as EventBridge would carry it, then hands the ones the
-/// provider acts on to the dispatcher, as the bus's rule does on AWS. Each dispatch runs on its
-/// own task, retried with backoff while it is retryable, so a slow provider never holds up the
-/// events.
-struct StdoutSink<S: ?Sized> {
-    bus: String,
-    dispatcher: Arc<Dispatcher<S>>,
-}
-
-/// Attempts at one dispatch (1 s, 2 s, 4 s ... up to a minute apart: about 10 minutes in all).
-const DISPATCH_ATTEMPTS: u32 = 14;
-
-async fn dispatch_with_retries<S>(dispatcher: &Dispatcher<S>, event: DispatchEvent)
-where
-    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
-{
-    let agreement_id = event.detail.agreement_id.clone();
-    for attempt in 1..=DISPATCH_ATTEMPTS {
-        match dispatcher.dispatch(&event).await {
-            Ok(outcome) => {
-                tracing::info!(%agreement_id, detail_type = %event.detail_type, ?outcome, "dispatched");
-                return;
-            }
-            Err(error) if attempt < DISPATCH_ATTEMPTS => {
-                let wait =
-                    Duration::from_secs(1u64 << (attempt - 1).min(6)).min(Duration::from_secs(60));
-                tracing::warn!(%agreement_id, detail_type = %event.detail_type, %error, attempt, "dispatch failed; retrying");
-                tokio::time::sleep(wait).await;
-            }
-            Err(error) => {
-                tracing::error!(%agreement_id, detail_type = %event.detail_type, %error, "dispatch failed for good");
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl<S> EventSink for StdoutSink<S>
-where
-    S: AgreementGet + AgreementCommit + ProviderProgressStore + ?Sized + 'static,
-{
-    async fn publish(&self, events: &[PublishedEvent]) -> Result<(), SinkError> {
-        let lines: Vec<serde_json::Value> = events
-            .iter()
-            .map(|event| event_json(event, &self.bus))
-            .collect();
-        {
-            let mut out = std::io::stdout().lock();
-            for line in &lines {
-                writeln!(out, "{line}").map_err(|error| SinkError(error.to_string()))?;
-            }
-            out.flush().map_err(|error| SinkError(error.to_string()))?;
-        }
-        for event in events {
-            if !DISPATCHED_EVENT_TYPES
-                .iter()
-                .any(|kind| kind.as_str() == event.detail_type)
-            {
-                continue;
-            }
-            let dispatch_event = DispatchEvent::from(event);
-            let dispatcher = self.dispatcher.clone();
-            tokio::spawn(async move { dispatch_with_retries(&dispatcher, dispatch_event).await });
-        }
-        Ok(())
-    }
-}
 
 /// What every store shares: where the process listens, its documents, its providers.
 struct Shared {
@@ -165,11 +96,11 @@ pub async fn run(
     match config.store.clone() {
         StoreChoice::Memory => {
             let store = Arc::new(MemoryStore::new());
-            let sink = Arc::new(StdoutSink {
-                bus: config.event_bus.clone(),
-                dispatcher: dispatcher(&shared, store.clone()),
-            });
-            let mut relay = OutboxRelay::new(store.clone(), sink, 100);
+            let bus = Arc::new(StdoutBus::new(
+                config.event_bus.clone(),
+                dispatcher(&shared, store.clone()),
+            ));
+            let mut relay = OutboxRelay::new(store.clone(), bus, RetryPolicy::default(), 100);
             tokio::spawn(async move {
                 loop {
                     if let Err(error) = relay.pump().await {
@@ -191,10 +122,7 @@ pub async fn run(
                 ensure_table(&dynamodb, &table).await?;
             }
             let store = Arc::new(DynamoStore::new(dynamodb.clone(), table.clone()));
-            let sink = StdoutSink {
-                bus: config.event_bus.clone(),
-                dispatcher: dispatcher(&shared, store.clone()),
-            };
+            let bus = StdoutBus::new(config.event_bus.clone(), dispatcher(&shared, store.clone()));
             let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
             let mut feed = StreamFeed::open(&dynamodb, streams, &table, true)
                 .await
@@ -207,11 +135,9 @@ pub async fn run(
                                 .iter()
                                 .filter_map(|entry| entry.published_event())
                                 .collect();
-                            if !events.is_empty() {
-                                if let Err(error) = sink.publish(&events).await {
-                                    tracing::error!(%error, "printing events failed");
-                                }
-                            }
+                            // The feed has moved past these: they are published before it is read
+                            // again, however long that takes.
+                            publish_until_done(&bus, events, OUTBOX_POLL).await;
                         }
                         Err(error) => {
                             tracing::error!(%error, "reading the table's stream failed; retrying")

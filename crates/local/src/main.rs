@@ -4,6 +4,7 @@
 mod app;
 mod config;
 mod documents;
+mod events;
 mod http_server;
 mod inbox;
 mod stream_feed;

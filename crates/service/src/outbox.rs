@@ -28,35 +28,40 @@ pub fn event_json(event: &PublishedEvent, bus: &str) -> serde_json::Value {
 #[error("event sink failed: {0}")]
 pub struct SinkError(pub String);
 
-/// Where events go: EventBridge on AWS, standard output locally.
-#[async_trait]
-pub trait EventSink: Send + Sync {
-    async fn publish(&self, events: &[PublishedEvent]) -> Result<(), SinkError>;
-}
-
 #[derive(Debug, Error)]
 pub enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
+    /// Events the sender did not take after every attempt: they stay in the feed, and the next
+    /// pump publishes them again, in order.
+    #[error("{0} events not published yet; kept for the next pump")]
+    Unpublished(usize),
 }
 
-/// Reads the outbox feed from its position and publishes what it finds. The position only moves,
-/// and the feed only releases the entries, after the sink took the events, so a failed publish
-/// is retried, never skipped.
+/// Reads the outbox feed from its position and publishes what it finds through
+/// [`publish_in_order`], the publisher of the Lambda functions too. The position only moves,
+/// and the feed only releases the entries, up to the first event not taken, so an event that
+/// was not published is published later, never skipped (and others after it may go out again:
+/// at least once, in order per agreement).
 pub struct OutboxRelay<F: ?Sized> {
     feed: Arc<F>,
-    sink: Arc<dyn EventSink>,
+    sender: Arc<dyn EventBatchSender>,
+    retry: RetryPolicy,
     position: u64,
     batch: usize,
 }
 
 impl<F: OutboxFeed + ?Sized> OutboxRelay<F> {
-    pub fn new(feed: Arc<F>, sink: Arc<dyn EventSink>, batch: usize) -> Self {
+    pub fn new(
+        feed: Arc<F>,
+        sender: Arc<dyn EventBatchSender>,
+        retry: RetryPolicy,
+        batch: usize,
+    ) -> Self {
         OutboxRelay {
             feed,
-            sink,
+            sender,
+            retry,
             position: 0,
             batch: batch.max(1),
         }
@@ -71,16 +76,31 @@ impl<F: OutboxFeed + ?Sized> OutboxRelay<F> {
                 return Ok(published);
             };
             let last = *last;
-            let events: Vec<PublishedEvent> = entries
+            // Each event with the position of its entry.
+            let (positions, events): (Vec<u64>, Vec<PublishedEvent>) = entries
                 .iter()
-                .filter_map(|(_, entry): &(u64, HistoryEntry)| entry.published_event())
-                .collect();
-            if !events.is_empty() {
-                self.sink.publish(&events).await?;
+                .filter_map(|(position, entry): &(u64, HistoryEntry)| {
+                    entry.published_event().map(|event| (*position, event))
+                })
+                .unzip();
+            let report = publish_in_order(self.sender.as_ref(), &events, &self.retry).await;
+            if let Some(first) = report.first_unpublished() {
+                // Everything before the first entry not taken is done with.
+                let done = entries
+                    .iter()
+                    .map(|(position, _)| *position)
+                    .take_while(|position| *position < positions[first])
+                    .last();
+                if let Some(done) = done {
+                    self.position = done;
+                    self.feed.release_outbox(done).await?;
+                }
+                let unpublished = report.published.iter().filter(|taken| !**taken).count();
+                return Err(RelayError::Unpublished(unpublished));
             }
             published += events.len();
             self.position = last;
-            // The sink has everything up to `last`: the feed need not keep it.
+            // The sender has everything up to `last`: the feed need not keep it.
             self.feed.release_outbox(last).await?;
         }
     }
@@ -89,8 +109,8 @@ impl<F: OutboxFeed + ?Sized> OutboxRelay<F> {
 /// At most this many events per call of an [`EventBatchSender`] (EventBridge's `PutEvents` limit).
 pub const MAX_EVENTS_PER_CALL: usize = 10;
 
-/// Sends up to [`MAX_EVENTS_PER_CALL`] events in one call; answers, per event, whether it was
-/// accepted. `Err` means the call as a whole failed (nothing is known to be accepted).
+/// Where events go: EventBridge on AWS, standard output locally. Sends up to
+/// [`MAX_EVENTS_PER_CALL`] events in one call; answers, per event, whether it was accepted. `Err` means the call as a whole failed (nothing is known to be accepted).
 #[async_trait]
 pub trait EventBatchSender: Send + Sync {
     async fn send_batch(&self, events: &[&PublishedEvent]) -> Result<Vec<bool>, SinkError>;

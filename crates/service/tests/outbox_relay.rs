@@ -1,36 +1,52 @@
-//! The outbox relay over the embedded store: every committed event is published once, in commit
-//! order, and the store forgets what the sink took, so the feed stays as short as what is left.
+//! The outbox relay over the embedded store, publishing through `publish_in_order`: every
+//! committed event is published, in order per agreement, and the store forgets what the sender
+//! took, so the feed stays as short as what is left.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use countersign_domain::{LifecycleRequest, PublishedEvent, Rules};
-use countersign_service::outbox::{EventSink, OutboxRelay, SinkError};
+use countersign_service::outbox::{EventBatchSender, OutboxRelay, SinkError};
 use countersign_service::{AgreementService, ManualClock, RetryPolicy};
 use countersign_store::MemoryStore;
 use serde_json::json;
 
-/// Keeps what it was given as (agreement, sequence); fails while `failing` is set.
+/// Keeps what it took as (agreement, sequence); every call fails while `failing` is set, and
+/// the events of the agreement in `refusing` are refused one by one.
 #[derive(Default)]
-struct RecordingSink {
+struct RecordingSender {
     published: Mutex<Vec<(String, u64)>>,
     failing: Mutex<bool>,
+    refusing: Mutex<Option<String>>,
 }
 
 #[async_trait]
-impl EventSink for RecordingSink {
-    async fn publish(&self, events: &[PublishedEvent]) -> Result<(), SinkError> {
+impl EventBatchSender for RecordingSender {
+    async fn send_batch(&self, events: &[&PublishedEvent]) -> Result<Vec<bool>, SinkError> {
         if *self.failing.lock().unwrap() {
             return Err(SinkError("unavailable".to_owned()));
         }
+        let refusing = self.refusing.lock().unwrap().clone();
         let mut published = self.published.lock().unwrap();
-        published.extend(
-            events
-                .iter()
-                .map(|event| (event.detail.agreement_id.clone(), event.detail.sequence)),
-        );
-        Ok(())
+        Ok(events
+            .iter()
+            .map(|event| {
+                let taken = refusing.as_deref() != Some(event.detail.agreement_id.as_str());
+                if taken {
+                    published.push((event.detail.agreement_id.clone(), event.detail.sequence));
+                }
+                taken
+            })
+            .collect())
+    }
+}
+
+fn no_wait() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        base_delay: std::time::Duration::ZERO,
+        max_delay: std::time::Duration::ZERO,
     }
 }
 
@@ -83,8 +99,8 @@ fn sequences_of(published: &[(String, u64)], id: &str) -> Vec<u64> {
 async fn published_entries_are_released_and_the_feed_stays_bounded() {
     let store = Arc::new(MemoryStore::new());
     let agreements = service(store.clone());
-    let sink = Arc::new(RecordingSink::default());
-    let mut relay = OutboxRelay::new(store.clone(), sink.clone(), 7);
+    let sink = Arc::new(RecordingSender::default());
+    let mut relay = OutboxRelay::new(store.clone(), sink.clone(), no_wait(), 7);
 
     let mut ids = Vec::new();
     for round in 0..3 {
@@ -112,8 +128,8 @@ async fn published_entries_are_released_and_the_feed_stays_bounded() {
 async fn entries_a_sink_refused_are_kept_and_published_later() {
     let store = Arc::new(MemoryStore::new());
     let agreements = service(store.clone());
-    let sink = Arc::new(RecordingSink::default());
-    let mut relay = OutboxRelay::new(store.clone(), sink.clone(), 100);
+    let sink = Arc::new(RecordingSender::default());
+    let mut relay = OutboxRelay::new(store.clone(), sink.clone(), no_wait(), 100);
 
     let id = create_and_send(&agreements).await;
     let kept = store.outbox_kept();
@@ -128,4 +144,42 @@ async fn entries_a_sink_refused_are_kept_and_published_later() {
     let sequences = sequences_of(&published, &id);
     let expected: Vec<u64> = (1..=sequences.len() as u64).collect();
     assert_eq!(sequences, expected);
+}
+
+#[tokio::test]
+async fn one_agreement_refused_holds_back_only_itself_and_is_published_later_in_order() {
+    let store = Arc::new(MemoryStore::new());
+    let agreements = service(store.clone());
+    let sink = Arc::new(RecordingSender::default());
+    let mut relay = OutboxRelay::new(store.clone(), sink.clone(), no_wait(), 100);
+
+    let first = create_and_send(&agreements).await;
+    let stuck = create_and_send(&agreements).await;
+    let last = create_and_send(&agreements).await;
+    *sink.refusing.lock().unwrap() = Some(stuck.clone());
+    assert!(relay.pump().await.is_err(), "an event was not published");
+    {
+        let published = sink.published.lock().unwrap();
+        assert!(!sequences_of(&published, &first).is_empty());
+        assert!(!sequences_of(&published, &last).is_empty(), "others go on");
+        assert!(sequences_of(&published, &stuck).is_empty());
+    }
+    assert!(store.outbox_kept() > 0, "the refused entries are kept");
+
+    *sink.refusing.lock().unwrap() = None;
+    relay.pump().await.expect("pumped");
+    assert_eq!(store.outbox_kept(), 0);
+    let published = sink.published.lock().unwrap().clone();
+    for id in [&first, &stuck, &last] {
+        // At least once, and the first delivery of each sequence in order.
+        let mut firsts: Vec<u64> = Vec::new();
+        for sequence in sequences_of(&published, id) {
+            if !firsts.contains(&sequence) {
+                firsts.push(sequence);
+            }
+        }
+        let expected: Vec<u64> = (1..=firsts.len() as u64).collect();
+        assert!(!firsts.is_empty(), "{id} published");
+        assert_eq!(firsts, expected, "{id}");
+    }
 }
