@@ -656,6 +656,51 @@ fn bad_configuration_is_refused_at_start_naming_the_variable() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("COUNTERSIGN_PORT"), "{stderr}");
+
+    // Out of range is refused, not clamped.
+    let output = std::process::Command::new(BINARY)
+        .env("COUNTERSIGN_DEFAULT_EXPIRY_DAYS", "366")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("COUNTERSIGN_DEFAULT_EXPIRY_DAYS"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_set_but_blank_counts_as_unset() {
+    let blank: Vec<(&str, &str)> = [
+        "COUNTERSIGN_SANDBOX",
+        "COUNTERSIGN_API_KEYS",
+        "COUNTERSIGN_WEBHOOK_SECRETS",
+        "SERVICE_HOURS",
+        "COUNTERSIGN_DEFAULT_EXPIRY_DAYS",
+        "COUNTERSIGN_CALLBACK_MAX_RECEIVES",
+        "COUNTERSIGN_STORE",
+        "COUNTERSIGN_DOCUMENTS_DIR",
+        "COUNTERSIGN_TEST_MODE_PROVIDER",
+        "COUNTERSIGN_ZIGNED_CLIENT_ID",
+        "COUNTERSIGN_ZIGNED_CLIENT_SECRET",
+    ]
+    .into_iter()
+    .map(|name| (name, "  "))
+    .collect();
+    let local = LocalProcess::start(BINARY, &blank);
+    // The defaults: the development key, the sandbox on, always open, 120 days.
+    let client = local.client("dev-key");
+    let created = client
+        .post("/agreements", &json!({"test_mode": true}))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.data()["expires_in_days"], 120, "{:?}", created.body);
+    let id = created.data()["id"].as_str().unwrap().to_owned();
+    let reply = client
+        .post(&format!("/sandbox/agreements/{id}/expire"), &json!({}))
+        .await;
+    assert_ne!(reply.status, 404, "the sandbox is on: {:?}", reply.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,12 +63,14 @@ impl ApiKeys {
     /// `key=tenant,key=tenant`; an entry without `=` or with an empty side is refused.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut keys = HashMap::new();
-        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let entries = spec.split(',').map(str::trim).filter(|e| !e.is_empty());
+        for (number, entry) in entries.enumerate() {
             match entry.split_once('=') {
                 Some((key, tenant)) if !key.trim().is_empty() && !tenant.trim().is_empty() => {
                     keys.insert(key.trim().to_owned(), tenant.trim().to_owned());
                 }
-                _ => return Err(format!("`{entry}` is not `api_key=tenant`")),
+                // The entry may be a key: it is not repeated in the error.
+                _ => return Err(format!("entry {} is not `api_key=tenant`", number + 1)),
             }
         }
         if keys.is_empty() {

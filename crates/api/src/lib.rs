@@ -13,6 +13,8 @@ pub mod view;
 
 use std::sync::Arc;
 
+use secrecy::SecretSlice;
+
 use countersign_provider::Providers;
 use countersign_service::documents::SignedDocumentStore;
 use countersign_service::{AgreementService, CallbackQueue};
@@ -32,7 +34,7 @@ pub struct SandboxSettings {
     /// Sandbox routes answer 404 when off.
     pub enabled: bool,
     /// The secret the sandbox provider signs its callbacks with (one the sandbox verifier accepts).
-    pub signing_secret: Vec<u8>,
+    pub signing_secret: SecretSlice<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,5 +90,24 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             }
         }
         self.auth.tenant(request).map_err(ApiError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signing_secret_stays_out_of_debug() {
+        let config = ApiConfig {
+            service_hours: None,
+            sandbox: SandboxSettings {
+                enabled: true,
+                signing_secret: b"whsec-do-not-print".to_vec().into(),
+            },
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("enabled: true"), "{shown}");
+        assert!(!shown.contains("whsec-do-not-print"), "{shown}");
     }
 }

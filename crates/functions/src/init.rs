@@ -288,7 +288,7 @@ pub async fn http_api(
             service_hours: settings.service_hours,
             sandbox: SandboxSettings {
                 enabled: settings.sandbox_enabled,
-                signing_secret,
+                signing_secret: signing_secret.into(),
             },
         },
     );

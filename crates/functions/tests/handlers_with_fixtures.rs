@@ -293,7 +293,7 @@ fn api(world: &World, queue: Arc<RecordingQueue>) -> Arc<Api<MemoryStore>> {
             service_hours: None,
             sandbox: SandboxSettings {
                 enabled: true,
-                signing_secret: SECRET.to_vec(),
+                signing_secret: SECRET.to_vec().into(),
             },
         },
     ))

@@ -243,7 +243,7 @@ async fn serve<S: Store + CallbackInbox + ProviderProgressStore + 'static>(
                 service_hours: config.service_hours,
                 sandbox: SandboxSettings {
                     enabled: config.sandbox_enabled,
-                    signing_secret,
+                    signing_secret: signing_secret.into(),
                 },
             },
         )

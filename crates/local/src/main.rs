@@ -1,5 +1,6 @@
 //! `countersign-local`: every route, the callback inbox and its worker, the sweeper and the event relay in one
-//! process on 127.0.0.1. Configuration comes from environment variables (`--help` lists them).
+//! process on 127.0.0.1. Configuration comes from flags and environment variables (`--help`
+//! lists them).
 
 mod app;
 mod config;
@@ -11,17 +12,21 @@ mod stream_feed;
 
 use std::process::ExitCode;
 
-use config::{LocalConfig, VARIABLES};
+use config::{LocalConfig, NotStarted};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args()
-        .skip(1)
-        .any(|arg| arg == "--help" || arg == "-h")
-    {
-        print_help();
-        return ExitCode::SUCCESS;
-    }
+    let config = match LocalConfig::from_env() {
+        Ok(config) => config,
+        Err(NotStarted::Asked(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(NotStarted::Refused(error)) => {
+            eprintln!("countersign-local: {error} (see countersign-local --help)");
+            return ExitCode::from(2);
+        }
+    };
     // Logs on standard error; standard output carries only the published events.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -30,13 +35,6 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let config = match LocalConfig::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("countersign-local: {error} (see countersign-local --help)");
-            return ExitCode::from(2);
-        }
-    };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
@@ -47,14 +45,5 @@ async fn main() -> ExitCode {
             eprintln!("countersign-local: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn print_help() {
-    println!("countersign-local: the whole countersign API on one machine.\n");
-    println!("Usage: countersign-local            (configured by environment variables)\n");
-    println!("{:<38} {:<26} meaning", "variable", "default");
-    for (name, default, meaning) in VARIABLES {
-        println!("{name:<38} {default:<26} {meaning}");
     }
 }

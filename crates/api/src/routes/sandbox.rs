@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use countersign_provider::sandbox;
 use countersign_service::ids::new_id;
 use countersign_store::Store;
+use secrecy::ExposeSecret;
 
 use crate::response::ApiError;
 use crate::routes::agreements::agreement_response;
@@ -100,7 +101,11 @@ impl<S: Store + ?Sized + 'static> Api<S> {
             },
         };
         let body = sandbox::signed_event_body(&event);
-        let signature = sandbox::sign(&self.config.sandbox.signing_secret, now.timestamp(), &body);
+        let signature = sandbox::sign(
+            self.config.sandbox.signing_secret.expose_secret(),
+            now.timestamp(),
+            &body,
+        );
         let mut headers = HeaderMap::new();
         headers.insert(
             sandbox::SIGNATURE_HEADER,

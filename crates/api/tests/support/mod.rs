@@ -216,7 +216,7 @@ pub fn api_over<S: Store + 'static>(
             service_hours: options.service_hours,
             sandbox: SandboxSettings {
                 enabled: options.sandbox_enabled,
-                signing_secret: options.signing_secret.clone(),
+                signing_secret: options.signing_secret.clone().into(),
             },
         },
     );
