@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use countersign_api::service_hours::ServiceHours;
 use countersign_domain::{Agreement, HistoryEntry};
-use countersign_service::callbacks::RecordingQueue;
-use countersign_service::ManualClock;
+use countersign_service::test_doubles::ManualClock;
+use countersign_service::test_doubles::RecordingQueue;
 use countersign_store::{
     AgreementCommit, AgreementGet, AgreementList, Commit, CommitError, DuePage, ExpiryIndex,
     HistoryRead, IdempotencyRecord, IdempotencyStore, ListPage, ListQuery, StoreError,

@@ -1,7 +1,7 @@
 //! Provider callbacks (SPEC section 5): verified events are queued, then applied here exactly once
 //! per provider event id, retried on conflicts.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use countersign_domain::{
@@ -424,30 +424,4 @@ pub struct QueueError(pub String);
 #[async_trait]
 pub trait CallbackQueue: Send + Sync {
     async fn enqueue(&self, event: &VerifiedEvent) -> Result<(), QueueError>;
-}
-
-/// A queue that only records: for handler tests, which then apply what was queued themselves.
-#[derive(Default)]
-pub struct RecordingQueue(Mutex<Vec<VerifiedEvent>>);
-
-impl RecordingQueue {
-    pub fn take(&self) -> Vec<VerifiedEvent> {
-        std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
-    }
-}
-
-#[async_trait]
-impl CallbackQueue for RecordingQueue {
-    async fn enqueue(&self, event: &VerifiedEvent) -> Result<(), QueueError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(event.clone());
-        Ok(())
-    }
 }

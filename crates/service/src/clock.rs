@@ -1,8 +1,6 @@
 //! Time as a dependency, so services and their tests agree on "now".
 
-use std::sync::Mutex;
-
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -16,40 +14,6 @@ impl Clock for SystemClock {
     /// reads back exactly as it was computed.
     fn now(&self) -> DateTime<Utc> {
         Utc::now().trunc_subsecs(3)
-    }
-}
-
-/// A clock that only moves when told: for tests of expiry and time windows.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock(Mutex::new(start))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
-    }
-
-    pub fn set(&self, to: DateTime<Utc>) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

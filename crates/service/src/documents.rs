@@ -3,7 +3,6 @@
 //! `size` and `sha256`; and where signed documents are kept, with short-lived links to them.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -115,75 +114,6 @@ fn check(file: &FileRef, bytes: &[u8]) -> Result<(), DocumentError> {
         )));
     }
     Ok(())
-}
-
-/// Documents and signed documents in memory, for tests: `memory://` URIs.
-#[derive(Default)]
-pub struct MemoryDocuments {
-    files: Mutex<BTreeMap<String, Vec<u8>>>,
-}
-
-impl MemoryDocuments {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn put(&self, uri: &str, bytes: Vec<u8>) {
-        self.lock().insert(uri.to_owned(), bytes);
-    }
-
-    pub fn get(&self, uri: &str) -> Option<Vec<u8>> {
-        self.lock().get(uri).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
-        self.files
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-#[async_trait]
-impl DocumentSource for MemoryDocuments {
-    async fn read(&self, uri: &str, max_bytes: u64) -> Result<Vec<u8>, DocumentError> {
-        let bytes = self
-            .get(uri)
-            .ok_or_else(|| DocumentError::Unreadable(format!("nothing at `{uri}`")))?;
-        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max_bytes {
-            return Err(DocumentError::Unreadable(format!(
-                "more than {max_bytes} bytes"
-            )));
-        }
-        Ok(bytes)
-    }
-}
-
-#[async_trait]
-impl SignedDocumentStore for MemoryDocuments {
-    async fn store(
-        &self,
-        agreement_id: &str,
-        file: &SignedFile,
-        sha256: &str,
-    ) -> Result<String, DocumentError> {
-        let uri = format!("memory://signed/{agreement_id}/{sha256}");
-        self.put(&uri, file.bytes.clone());
-        Ok(uri)
-    }
-
-    async fn link(
-        &self,
-        uri: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<DocumentLink, DocumentError> {
-        if self.get(uri).is_none() {
-            return Err(DocumentError::Unreadable(format!("nothing at `{uri}`")));
-        }
-        Ok(DocumentLink {
-            url: uri.to_owned(),
-            expires_at,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,12 @@ pub mod ids;
 pub mod outbox;
 pub mod retry;
 pub mod sweeper;
+#[cfg(any(test, feature = "test-doubles"))]
+pub mod test_doubles;
 
 pub use agreements::AgreementService;
 pub use callbacks::{CallbackOutcome, CallbackProcessor, CallbackQueue};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use error::ServiceError;
 pub use idempotency::{Answer, IdempotencyIntent, RenderedResponse};
 pub use retry::RetryPolicy;

@@ -17,9 +17,10 @@ use countersign_provider::{
     StoredProgress,
 };
 use countersign_service::dispatcher::{DispatchError, DispatchEvent, DispatchOutcome, Dispatcher};
-use countersign_service::documents::MemoryDocuments;
 use countersign_service::outbox::event_json;
-use countersign_service::{AgreementService, CallbackProcessor, ManualClock, RetryPolicy};
+use countersign_service::test_doubles::ManualClock;
+use countersign_service::test_doubles::MemoryDocuments;
+use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy};
 use countersign_store::{AgreementGet, HistoryRead, MemoryStore, ProviderProgressStore};
 use serde_json::json;
 

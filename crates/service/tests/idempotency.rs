@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use countersign_domain::{Agreement, AgreementInput, LifecycleRequest, Rules};
+use countersign_service::test_doubles::ManualClock;
 use countersign_service::{
-    AgreementService, Answer, IdempotencyIntent, ManualClock, RenderedResponse, RetryPolicy,
-    ServiceError,
+    AgreementService, Answer, IdempotencyIntent, RenderedResponse, RetryPolicy, ServiceError,
 };
 use countersign_store::{ListQuery, MemoryStore};
 use serde_json::json;

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use countersign_domain::{LifecycleRequest, PublishedEvent, Rules};
 use countersign_service::outbox::{EventBatchSender, OutboxRelay, SinkError};
-use countersign_service::{AgreementService, ManualClock, RetryPolicy};
+use countersign_service::test_doubles::ManualClock;
+use countersign_service::{AgreementService, RetryPolicy};
 use countersign_store::MemoryStore;
 use serde_json::json;
 

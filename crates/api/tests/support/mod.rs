@@ -26,10 +26,10 @@ use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_domain::Rules;
 use countersign_provider::sandbox::SandboxProvider;
 use countersign_provider::Providers;
-use countersign_service::callbacks::RecordingQueue;
+use countersign_service::test_doubles::ManualClock;
+use countersign_service::test_doubles::RecordingQueue;
 use countersign_service::{
-    AgreementService, CallbackOutcome, CallbackProcessor, ManualClock, RetryPolicy, SweepReport,
-    Sweeper,
+    AgreementService, CallbackOutcome, CallbackProcessor, RetryPolicy, SweepReport, Sweeper,
 };
 use countersign_store::{MemoryStore, Store};
 

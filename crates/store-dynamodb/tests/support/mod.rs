@@ -61,7 +61,7 @@ pub fn ready_input(
 pub struct Services {
     pub store: std::sync::Arc<DynamoStore>,
     pub counter: RequestCounter,
-    pub clock: std::sync::Arc<countersign_service::ManualClock>,
+    pub clock: std::sync::Arc<countersign_service::test_doubles::ManualClock>,
     pub retry: countersign_service::RetryPolicy,
     pub agreements: countersign_service::AgreementService<DynamoStore>,
     pub callbacks: countersign_service::CallbackProcessor<DynamoStore>,
@@ -70,9 +70,8 @@ pub struct Services {
 impl Services {
     pub async fn new(prefix: &str) -> Services {
         use chrono::SubsecRound;
-        use countersign_service::{
-            AgreementService, CallbackProcessor, Clock, ManualClock, RetryPolicy,
-        };
+        use countersign_service::test_doubles::ManualClock;
+        use countersign_service::{AgreementService, CallbackProcessor, Clock, RetryPolicy};
         use std::sync::Arc;
 
         let (store, counter) = fresh_store_counted(prefix).await;
