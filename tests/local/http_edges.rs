@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use countersign_e2e::{LocalProcess, Reply};
+use countersign_test_kit::{LocalProcess, Reply};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

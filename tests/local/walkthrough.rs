@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use countersign_e2e::{
+use countersign_test_kit::{
     sandbox_signature, sandbox_signature_at, Client, LocalProcess, Reply, SETTLE_TIMEOUT,
 };
 use serde_json::{json, Value};
@@ -705,8 +705,8 @@ async fn a_variable_set_but_blank_counts_as_unset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_dynamodb_the_walk_is_the_same() {
-    let endpoint = countersign_e2e::moto::endpoint();
-    let table = countersign_e2e::moto::unique_name("local");
+    let endpoint = countersign_test_kit::moto::endpoint();
+    let table = countersign_test_kit::moto::unique_name("local");
     let local = LocalProcess::start(
         BINARY,
         &[
@@ -801,8 +801,8 @@ async fn inbox_items(endpoint: &str, table: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_dynamodb_every_acknowledged_callback_survives_a_kill_9() {
-    let endpoint = countersign_e2e::moto::endpoint();
-    let table = countersign_e2e::moto::unique_name("crash");
+    let endpoint = countersign_test_kit::moto::endpoint();
+    let table = countersign_test_kit::moto::unique_name("crash");
     let env = [
         ("COUNTERSIGN_STORE", "dynamodb"),
         ("COUNTERSIGN_DYNAMODB_TABLE", table.as_str()),

@@ -1,13 +1,13 @@
 //! End to end with Zigned: `countersign-local` configured for Zigned, whose REST API is Prism
 //! serving Zigned's published OpenAPI document (every request the adapter makes must pass its
-//! validation), behind the front of `countersign_e2e::zigned`, which plays only what Prism cannot
+//! validation), behind the front of `countersign_test_kit::zigned`, which plays only what Prism cannot
 //! (the signed document and its download). Zigned's webhooks are made in Zigned's format, signed
 //! with the webhook secret.
 
-use countersign_e2e::zigned::{
+use countersign_test_kit::zigned::{
     agreement_event, now, participant_event, signature, ZignedFront, SIGNED_PDF,
 };
-use countersign_e2e::{prism, Client, LocalProcess, Reply};
+use countersign_test_kit::{prism, Client, LocalProcess, Reply};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -106,7 +106,7 @@ async fn live_agreements_go_through_zigned_end_to_end() {
         &[
             ("COUNTERSIGN_ZIGNED_API_URL", &front.url),
             ("COUNTERSIGN_ZIGNED_TOKEN_URL", &prism::zigned_token_url()),
-            ("COUNTERSIGN_ZIGNED_CLIENT_ID", "countersign-e2e"),
+            ("COUNTERSIGN_ZIGNED_CLIENT_ID", "countersign-test-kit"),
             ("COUNTERSIGN_ZIGNED_CLIENT_SECRET", CLIENT_SECRET),
             (
                 "COUNTERSIGN_ZIGNED_WEBHOOK_SECRETS",

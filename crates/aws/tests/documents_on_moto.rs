@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use countersign_aws::S3Documents;
-use countersign_e2e::moto;
+use countersign_test_kit::moto;
 use countersign_provider::SignedFile;
 use countersign_service::documents::{
     sha256_hex, DocumentError, DocumentSource, SignedDocumentStore,

@@ -74,7 +74,7 @@ async fn signed_expired_and_every_event_on_the_bus_in_order() {
         let (status, body) = callback.http(&webhook(signed, participant));
         assert_eq!(status, 202, "{body}");
     }
-    let messages = countersign_e2e::moto::drain(&resources.callback_queue_url, 2).await;
+    let messages = countersign_test_kit::moto::drain(&resources.callback_queue_url, 2).await;
     assert_eq!(messages.len(), 2);
     let response = processor.invoke(&resources.sqs_event(&messages, &resources.callback_queue_arn));
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
@@ -120,7 +120,7 @@ async fn signed_expired_and_every_event_on_the_bus_in_order() {
         expected.insert(id.clone(), entries);
     }
     let delivered =
-        countersign_e2e::moto::drain(&resources.subscriber_queue_url, expected_total).await;
+        countersign_test_kit::moto::drain(&resources.subscriber_queue_url, expected_total).await;
     let mut received: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for message in &delivered {
         let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();

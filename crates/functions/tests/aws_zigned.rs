@@ -1,16 +1,16 @@
 //! Live agreements through Zigned across the function binaries on moto (DynamoDB, SQS,
 //! EventBridge, S3, SSM), with Zigned's REST API played by Prism serving Zigned's published
-//! document (behind the front of `countersign_e2e::zigned`). Documents are read from the
+//! document (behind the front of `countersign_test_kit::zigned`). Documents are read from the
 //! documents bucket, the credentials and webhook secrets from SSM, the dispatch messages come from
 //! a rule on the bus fed by the outbox publisher, and the signed document is kept in the bucket
 //! and handed out through a presigned link by the read function.
 
 mod support;
 
-use countersign_e2e::zigned::{
+use countersign_test_kit::zigned::{
     agreement_event, now, participant_event, signature, ZignedFront, SIGNED_PDF,
 };
-use countersign_e2e::{moto, prism};
+use countersign_test_kit::{moto, prism};
 use countersign_service::dispatcher::DISPATCHED_EVENT_TYPES;
 use countersign_service::documents::sha256_hex;
 use serde_json::{json, Value};

@@ -1,5 +1,5 @@
 //! Agreements walked to every end through the functions' handlers, in process, on moto, with every
-//! fault of the fault injector on (`countersign_e2e::faults`): a third of the DynamoDB requests
+//! fault of the fault injector on (`countersign_test_kit::faults`): a third of the DynamoDB requests
 //! throttled, a quarter of the committed writes losing their answer, a third of the `SendMessage`
 //! failing, half of the `PutEvents` entries failing. The SDK retries once, so faults also reach
 //! the code. Clients retry a 503 (it must carry `Retry-After`); SQS redelivers what the callback
@@ -25,7 +25,7 @@ use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use countersign_aws::EventBridgeSender;
 use countersign_domain::{EntryType, Journey, Status};
-use countersign_e2e::faults::{FaultInjector, FaultKind, FaultPlan};
+use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
 use countersign_functions::handlers;
 use countersign_functions::init::{http_api, HttpRole};
 use countersign_functions::settings::Settings;
@@ -183,7 +183,7 @@ async fn process_callbacks(
     processor: &CallbackProcessor<DynamoStore>,
     expected: usize,
 ) -> usize {
-    let mut pending = countersign_e2e::moto::drain(&resources.callback_queue_url, expected).await;
+    let mut pending = countersign_test_kit::moto::drain(&resources.callback_queue_url, expected).await;
     assert_eq!(
         pending.len(),
         expected,
@@ -535,7 +535,7 @@ async fn every_end_reached_under_faults_nothing_lost_nothing_applied_twice() {
     // On the bus: every event, first deliveries in sequence order, never one ahead of a missing
     // one, copies only if the stream handed a batch over again.
     let total: usize = expected_events.values().map(Vec::len).sum();
-    let delivered = countersign_e2e::moto::drain(&resources.subscriber_queue_url, total).await;
+    let delivered = countersign_test_kit::moto::drain(&resources.subscriber_queue_url, total).await;
     let mut received: BTreeMap<String, Vec<(u64, String, Value)>> = BTreeMap::new();
     for message in &delivered {
         let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();

@@ -27,7 +27,7 @@ const TENANT: &str = "tenant-demo";
 const SECRET: &[u8] = b"fixture-secret";
 
 fn fixture(path: &str, agreement_id: &str) -> String {
-    let full = countersign_e2e::repo_root().join("events").join(path);
+    let full = countersign_test_kit::repo_root().join("events").join(path);
     std::fs::read_to_string(&full)
         .unwrap_or_else(|error| panic!("{}: {error}", full.display()))
         .replace("{{agreement_id}}", agreement_id)

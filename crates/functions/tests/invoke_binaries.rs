@@ -108,7 +108,7 @@ async fn every_event_file_through_its_function() {
         store.get_agreement(&id).await.unwrap().unwrap().status,
         Status::Pending
     );
-    let queued = countersign_e2e::moto::drain(&resources.callback_queue_url, 2).await;
+    let queued = countersign_test_kit::moto::drain(&resources.callback_queue_url, 2).await;
     assert_eq!(
         queued.len(),
         2,
@@ -142,7 +142,7 @@ async fn every_event_file_through_its_function() {
     // outbox-publisher: the sample stream batch reaches the bus, and a queue subscribed to it.
     let response = publisher.invoke(&fixture("dynamodb-stream.json", &id));
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
-    let delivered = countersign_e2e::moto::drain(&resources.subscriber_queue_url, 3).await;
+    let delivered = countersign_test_kit::moto::drain(&resources.subscriber_queue_url, 3).await;
     let events: Vec<(String, u64)> = delivered
         .iter()
         .map(|message| {
@@ -234,6 +234,6 @@ async fn with_the_sandbox_off_the_callback_function_knows_no_sandbox_provider() 
         (404, Some("NOT_FOUND")),
         "{body}"
     );
-    let queued = countersign_e2e::moto::drain(&resources.callback_queue_url, 0).await;
+    let queued = countersign_test_kit::moto::drain(&resources.callback_queue_url, 0).await;
     assert!(queued.is_empty(), "nothing queued: {queued:?}");
 }

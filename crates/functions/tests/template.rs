@@ -87,7 +87,7 @@ const SIGNATURE_VERIFIED_ROUTE: (&str, &str) = ("POST", "/v1/callbacks/{provider
 // ------------------------------------------------------------------------------------ reading
 
 fn workspace() -> PathBuf {
-    countersign_e2e::repo_root()
+    countersign_test_kit::repo_root()
 }
 
 /// The binaries of this package, by name (`src/bin/<name>.rs`).

@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use countersign_domain::CancellationReason;
-use countersign_e2e::prism;
+use countersign_test_kit::prism;
 use countersign_provider::zigned::{
     ResponseObserver, SendProgress, SendStep, ZignedClient, ZignedConfig,
 };

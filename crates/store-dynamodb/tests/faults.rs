@@ -1,4 +1,4 @@
-//! The DynamoDB store on moto through the fault injector (`countersign_e2e::faults`): a third of
+//! The DynamoDB store on moto through the fault injector (`countersign_test_kit::faults`): a third of
 //! the requests throttled and a quarter of the committed transactions timing out on the way back,
 //! with the SDK's standard retries (faults strike first attempts, retries go through). The
 //! store contract holds unchanged: a commit whose answer was lost is retried by the SDK, meets its
@@ -7,7 +7,7 @@
 mod support;
 
 use countersign_domain::LifecycleRequest;
-use countersign_e2e::faults::{FaultInjector, FaultKind, FaultPlan};
+use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
 use countersign_store::{AgreementGet, HistoryRead};
 use countersign_store_dynamodb::{table_definition, DynamoStore};
 

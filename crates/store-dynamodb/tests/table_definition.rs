@@ -12,7 +12,7 @@ use countersign_store_dynamodb::{table_definition, RequestCounter};
 const UPDATE_VAR: &str = "COUNTERSIGN_UPDATE_INFRA";
 
 fn infra_table_json() -> PathBuf {
-    countersign_e2e::repo_root().join("infra/table.json")
+    countersign_test_kit::repo_root().join("infra/table.json")
 }
 
 #[test]

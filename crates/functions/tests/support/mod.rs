@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use countersign_e2e::moto;
+use countersign_test_kit::moto;
 use serde_json::{json, Value};
 
 pub const TENANT: &str = "tenant-demo";
@@ -30,7 +30,7 @@ pub fn cargo_lambda() -> PathBuf {
         });
     let path = venv.join("bin/cargo-lambda");
     if !path.exists() {
-        let script = countersign_e2e::repo_root().join("scripts/deploy-checks");
+        let script = countersign_test_kit::repo_root().join("scripts/deploy-checks");
         let script = script.display();
         let status = Command::new(script.to_string())
             .arg("install")
@@ -324,7 +324,7 @@ impl Drop for Function {
 
 /// A file of `events/`, with `{{agreement_id}}` filled in.
 pub fn fixture(path: &str, agreement_id: &str) -> String {
-    let full = countersign_e2e::repo_root().join("events").join(path);
+    let full = countersign_test_kit::repo_root().join("events").join(path);
     std::fs::read_to_string(&full)
         .unwrap_or_else(|error| panic!("{}: {error}", full.display()))
         .replace("{{agreement_id}}", agreement_id)

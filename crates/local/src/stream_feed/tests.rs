@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use countersign_domain::{Agreement, AgreementInput, HistoryEntry, LifecycleRequest, Rules};
-use countersign_e2e::faults::ScriptedAws;
-use countersign_e2e::moto;
+use countersign_test_kit::faults::ScriptedAws;
+use countersign_test_kit::moto;
 use countersign_service::ids::RandomIds;
 use countersign_service::{AgreementService, RetryPolicy, SystemClock};
 use countersign_store::HistoryRead;

@@ -2,18 +2,18 @@
 //! tables.
 //!
 //! The endpoint is `COUNTERSIGN_MOTO_ENDPOINT` when set (for example by
-//! `eval "$(scripts/moto start)"`); unset, `countersign_e2e::moto` starts a moto_server owned by
+//! `eval "$(scripts/moto start)"`); unset, `countersign_test_kit::moto` starts a moto_server owned by
 //! this test binary. If moto cannot be had, every moto test fails, saying why: never a skip.
 
 #![allow(dead_code)]
 
 use aws_sdk_dynamodb::Client;
-use countersign_e2e::moto;
+use countersign_test_kit::moto;
 use countersign_store_dynamodb::{
     client_with_counter, table_definition, DynamoStore, RequestCounter,
 };
 
-/// A client of moto (`countersign_e2e::moto`: started for this test binary unless
+/// A client of moto (`countersign_test_kit::moto`: started for this test binary unless
 /// `COUNTERSIGN_MOTO_ENDPOINT` names one) counting into `counter`.
 pub async fn client(counter: &RequestCounter) -> Client {
     client_with_counter(&moto::sdk_config(), counter)
