@@ -3,11 +3,11 @@
 
 use chrono::{Duration, Utc};
 use countersign_aws::S3Documents;
-use countersign_test_kit::moto;
 use countersign_provider::SignedFile;
 use countersign_service::documents::{
     sha256_hex, DocumentError, DocumentSource, SignedDocumentStore,
 };
+use countersign_test_kit::moto;
 
 /// The client the functions build (`aws_sdk_s3::Client::new` on the shared configuration).
 async fn bucket_with(objects: &[(&str, &[u8])]) -> (S3Documents, String) {

@@ -8,12 +8,12 @@ use chrono::{TimeZone, Utc};
 use countersign_aws::callback_queue::event_from_message;
 use countersign_aws::{EventBridgeSender, SqsCallbackQueue};
 use countersign_domain::{EventDetail, Journey, PublishedEvent, SignatureStatus, Status};
-use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
-use countersign_test_kit::moto;
 use countersign_provider::VerifiedEvent;
 use countersign_service::callbacks::CallbackQueue;
 use countersign_service::outbox::{publish_in_order, EventBatchSender};
 use countersign_service::RetryPolicy;
+use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
+use countersign_test_kit::moto;
 use serde_json::Value;
 
 fn sqs() -> aws_sdk_sqs::Client {

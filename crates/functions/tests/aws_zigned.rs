@@ -7,12 +7,12 @@
 
 mod support;
 
+use countersign_service::dispatcher::DISPATCHED_EVENT_TYPES;
+use countersign_service::documents::sha256_hex;
 use countersign_test_kit::zigned::{
     agreement_event, now, participant_event, signature, ZignedFront, SIGNED_PDF,
 };
 use countersign_test_kit::{moto, prism};
-use countersign_service::dispatcher::DISPATCHED_EVENT_TYPES;
-use countersign_service::documents::sha256_hex;
 use serde_json::{json, Value};
 use support::{fixture, Function, Resources};
 

@@ -25,13 +25,13 @@ use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use countersign_aws::EventBridgeSender;
 use countersign_domain::{EntryType, Journey, Status};
-use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
 use countersign_functions::handlers;
 use countersign_functions::init::{http_api, HttpRole};
 use countersign_functions::settings::Settings;
 use countersign_service::{CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store::{AgreementGet, AgreementList, HistoryRead, ListQuery};
 use countersign_store_dynamodb::DynamoStore;
+use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
 use serde_json::{json, Value};
 use support::{fixture, Resources, SECRET, TENANT};
 use tower::ServiceExt;
@@ -183,7 +183,8 @@ async fn process_callbacks(
     processor: &CallbackProcessor<DynamoStore>,
     expected: usize,
 ) -> usize {
-    let mut pending = countersign_test_kit::moto::drain(&resources.callback_queue_url, expected).await;
+    let mut pending =
+        countersign_test_kit::moto::drain(&resources.callback_queue_url, expected).await;
     assert_eq!(
         pending.len(),
         expected,

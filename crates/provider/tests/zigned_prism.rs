@@ -8,10 +8,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use countersign_domain::CancellationReason;
-use countersign_test_kit::prism;
 use countersign_provider::zigned::{
     ResponseObserver, SendProgress, SendStep, ZignedClient, ZignedConfig,
 };
+use countersign_test_kit::prism;
 use secrecy::SecretString;
 
 /// Every answer's method, path and status, and any violations Prism listed.

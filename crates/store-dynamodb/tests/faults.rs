@@ -7,9 +7,9 @@
 mod support;
 
 use countersign_domain::LifecycleRequest;
-use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
 use countersign_store::{AgreementGet, HistoryRead};
 use countersign_store_dynamodb::{table_definition, DynamoStore};
+use countersign_test_kit::faults::{FaultInjector, FaultKind, FaultPlan};
 
 fn plan(write_then_timeout: f64) -> FaultPlan {
     FaultPlan {

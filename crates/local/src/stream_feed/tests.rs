@@ -5,13 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use countersign_domain::{Agreement, AgreementInput, HistoryEntry, LifecycleRequest, Rules};
-use countersign_test_kit::faults::ScriptedAws;
-use countersign_test_kit::moto;
 use countersign_service::ids::RandomIds;
 use countersign_service::{AgreementService, RetryPolicy, SystemClock};
 use countersign_store::HistoryRead;
 use countersign_store_dynamodb::item::history_item;
 use countersign_store_dynamodb::{create_table, DynamoStore};
+use countersign_test_kit::faults::ScriptedAws;
+use countersign_test_kit::moto;
 use serde_json::{json, Value};
 
 use super::StreamFeed;

@@ -8,10 +8,10 @@
 #![allow(dead_code)]
 
 use aws_sdk_dynamodb::Client;
-use countersign_test_kit::moto;
 use countersign_store_dynamodb::{
     client_with_counter, table_definition, DynamoStore, RequestCounter,
 };
+use countersign_test_kit::moto;
 
 /// A client of moto (`countersign_test_kit::moto`: started for this test binary unless
 /// `COUNTERSIGN_MOTO_ENDPOINT` names one) counting into `counter`.
