@@ -830,7 +830,7 @@ async fn on_dynamodb_every_acknowledged_callback_survives_a_kill_9() {
 
     // A burst of signed webhooks; the process is killed (SIGKILL) once half are acknowledged.
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let http = reqwest::Client::new();
+    let http = countersign_test_kit::http_client();
     let mut burst = Vec::new();
     for id in &ids {
         for n in 0..SIGNERS {

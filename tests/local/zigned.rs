@@ -206,13 +206,22 @@ async fn live_agreements_go_through_zigned_end_to_end() {
     assert_eq!(link.status, 200, "{:?}", link.body);
     let url = link.data()["url"].as_str().unwrap().to_owned();
     assert!(link.data()["expires_at"].is_string());
-    let bytes = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    let bytes = countersign_test_kit::http_client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(
         sha256(&bytes),
         signed["sha256"].as_str().unwrap(),
         "the link returns the recorded bytes"
     );
-    let tampered = reqwest::get(url.replace("signature=", "signature=00"))
+    let tampered = countersign_test_kit::http_client()
+        .get(url.replace("signature=", "signature=00"))
+        .send()
         .await
         .unwrap();
     assert_eq!(tampered.status(), 404);

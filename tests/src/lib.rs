@@ -22,6 +22,19 @@ use sha2::Sha256;
 /// (`CARGO_MANIFEST_DIR`, which cargo sets for every test process) or the working directory, and
 /// its parents, up to the one holding `scripts/moto`. Never a path baked in at compile time: a
 /// target directory reused across clones may hold a test binary built in another one.
+/// An HTTP client for the tests, on the workspace's one TLS stack: rustls on aws-lc-rs, made the
+/// process's default (reqwest is built without a crypto provider of its own).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// [`http_client`]'s builder, for tests that set timeouts or proxies of their own.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    // Already installed by an earlier call: that one is the same provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 pub fn repo_root() -> PathBuf {
     let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
@@ -133,7 +146,7 @@ impl LocalProcess {
 
     pub fn client(&self, api_key: &str) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base_url: self.base_url.clone(),
             api_key: api_key.to_owned(),
         }

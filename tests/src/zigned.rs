@@ -39,7 +39,7 @@ impl ZignedFront {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let state: State = (url.clone(), prism_url, seen.clone(), reqwest::Client::new());
+        let state: State = (url.clone(), prism_url, seen.clone(), crate::http_client());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {

@@ -84,7 +84,11 @@ async fn a_signed_document_is_kept_and_its_link_returns_its_bytes() {
     let link = documents.link(&uri, expires_at).await.expect("a link");
     assert_eq!(link.expires_at, expires_at);
     assert!(link.url.contains("X-Amz-Signature="), "{}", link.url);
-    let reply = reqwest::get(&link.url).await.expect("the link answers");
+    let reply = countersign_test_kit::http_client()
+        .get(&link.url)
+        .send()
+        .await
+        .expect("the link answers");
     assert_eq!(reply.status(), 200);
     assert_eq!(
         reply.headers()["content-disposition"],

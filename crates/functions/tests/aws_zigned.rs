@@ -417,7 +417,14 @@ async fn live_agreements_go_through_zigned_across_the_functions() {
     assert_eq!(status, 200, "{link}");
     let url = link["data"]["url"].as_str().expect("a url");
     assert!(url.contains("X-Amz-Signature="), "{url}");
-    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let bytes = countersign_test_kit::http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(sha256_hex(&bytes), signed["sha256"].as_str().unwrap());
     let (status, body) = functions
         .read

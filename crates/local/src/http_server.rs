@@ -272,7 +272,7 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
-        reqwest::Client::builder()
+        countersign_test_kit::http_client_builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
             .build()

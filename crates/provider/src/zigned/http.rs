@@ -43,6 +43,26 @@ pub(crate) struct ZignedHttp {
     observer: Option<ResponseObserver>,
 }
 
+/// TLS for the provider's API: rustls on aws-lc-rs, the crypto the AWS SDK's client already
+/// links (one TLS stack in every binary), and the webpki roots compiled in, so that nothing
+/// scans the file system for certificates when a function starts.
+fn tls_config() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
+        // aws-lc-rs supports the default versions; should that ever change, the process-wide
+        // default is what is left.
+        Err(_) => rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::from_iter(
+                webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+            ))
+            .with_no_client_auth(),
+    }
+}
+
 impl ZignedHttp {
     pub(crate) fn new(config: ZignedConfig) -> Result<Self, ZignedError> {
         for (name, url) in [("API", &config.api_url), ("token", &config.token_url)] {
@@ -56,6 +76,7 @@ impl ZignedHttp {
             }
         }
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config())
             .connect_timeout(config.request_timeout)
             .timeout(config.request_timeout)
             // Zigned's API does not redirect; a redirect must not carry the bearer token elsewhere.
