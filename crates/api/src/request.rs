@@ -1,6 +1,6 @@
 //! Reading what a request carries: body, JSON, `If-Match`, `Idempotency-Key`, list cursors.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -28,10 +28,10 @@ pub struct Consumer {
     pub body: Bytes,
 }
 
-/// The whole body of `request`. The router's limit layer cuts bodies over
-/// [`crate::MAX_BODY_BYTES`]; such a body is 413, one that ends early or is badly framed 400.
-pub async fn read_body(request: Request) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, &())
+/// The whole of `body`. The router's limit layer cuts bodies over [`crate::MAX_BODY_BYTES`]; such
+/// a body is 413, one that ends early or is badly framed 400.
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    Bytes::from_request(Request::new(body), &())
         .await
         .map_err(|rejection| match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),

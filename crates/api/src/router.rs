@@ -88,7 +88,9 @@ pub fn router<S: Store + ?Sized + 'static>(api: Arc<Api<S>>) -> Router {
         // Switched off, the sandbox routes do not exist, with any method.
         routes.route("/v1/sandbox/{*rest}", any(|| async { sandbox_off() }))
     };
-    let routes = routes.fallback(no_such_route).with_state(api);
+    let routes = routes
+        .fallback(|| std::future::ready(no_such_route()))
+        .with_state(api);
 
     let layers = ServiceBuilder::new()
         .map_request(read_head)
@@ -166,7 +168,7 @@ async fn callback<S: Store + ?Sized + 'static>(
     request: Request,
 ) -> Answer {
     let (parts, body) = request.into_parts();
-    let body = read_body(Request::new(body)).await?;
+    let body = read_body(body).await?;
     api.accept_callback(&provider, &parts.headers, &body).await
 }
 
@@ -195,7 +197,7 @@ async fn sandbox_expire<S: Store + ?Sized + 'static>(
     api.sandbox_expire(&request.tenant, &id).await
 }
 
-async fn no_such_route() -> ApiError {
+fn no_such_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
 }
 
@@ -217,7 +219,7 @@ impl<S: Store + ?Sized + 'static> FromRequest<Arc<Api<S>>> for Consumer {
 
     async fn from_request(request: Request, api: &Arc<Api<S>>) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
-        let body = read_body(Request::new(body)).await?;
+        let body = read_body(body).await?;
         let tenant = api.admit(&parts)?;
         Ok(Consumer {
             tenant,
@@ -294,12 +296,17 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
-fn request_span(request: &Request) -> Span {
-    let request_id = request
+/// The request's id, as `SetRequestId` left it in the head.
+fn request_id_of(request: &Request) -> &str {
+    request
         .headers()
         .get(REQUEST_ID)
         .and_then(|id| id.to_str().ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn request_span(request: &Request) -> Span {
+    let request_id = request_id_of(request);
     tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -318,12 +325,7 @@ fn log_answer(response: &Response, latency: Duration, _span: &Span) {
 
 /// Every error leaves in SPEC's shape with the request id, whoever made it.
 async fn spec_errors(mut request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|id| id.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = request_id_of(&request).to_owned();
     if let Some(HeadRefused(error)) = request.extensions_mut().remove() {
         return error.render(&request_id);
     }

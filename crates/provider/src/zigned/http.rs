@@ -49,18 +49,12 @@ pub(crate) struct ZignedHttp {
 fn tls_config() -> rustls::ClientConfig {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    match rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
-        // aws-lc-rs supports the default versions; should that ever change, the process-wide
-        // default is what is left.
-        Err(_) => rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::from_iter(
-                webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-            ))
-            .with_no_client_auth(),
-    }
+        // aws-lc-rs supports the default versions; were that ever not so, the process default.
+        .unwrap_or_else(|_| rustls::ClientConfig::builder())
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 impl ZignedHttp {
