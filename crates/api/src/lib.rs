@@ -24,7 +24,7 @@ use crate::auth::Authenticator;
 use crate::response::ApiError;
 use crate::service_hours::ServiceHours;
 
-pub use crate::router::router;
+pub use crate::router::{router, unavailable_router};
 
 /// Largest request body accepted (SPEC section 3: 413 over 1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -91,7 +91,16 @@ pub fn router<S: Store + ?Sized + 'static>(api: Arc<Api<S>>) -> Router {
     let routes = routes
         .fallback(|| std::future::ready(no_such_route()))
         .with_state(api);
+    behind_the_layers(routes)
+}
 
+/// What answers while the API cannot be built (a function whose secrets could not be read yet):
+/// every request a SPEC 500, through the same layers (request id, log line), nothing else said.
+pub fn unavailable_router() -> Router {
+    behind_the_layers(Router::new().fallback(|| std::future::ready(ApiError::internal())))
+}
+
+fn behind_the_layers(routes: Router) -> Router {
     let layers = ServiceBuilder::new()
         .map_request(read_head)
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))

@@ -1,30 +1,64 @@
-//! What a function builds once, at init: the AWS clients, the store, the HTTP API.
+//! What a function builds once, at init: the AWS clients, the store, and what is built from
+//! its secrets on first use ([`OnFirstUse`]): the HTTP API, the providers' clients. Init makes no
+//! network call.
 
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+use axum::Router;
 use countersign_api::auth::JwtClaim;
 use countersign_api::{Api, ApiConfig, SandboxSettings};
 use countersign_aws::{EventBridgeSender, S3Documents, SqsCallbackQueue};
 use countersign_provider::sandbox::SandboxProvider;
 use countersign_provider::zigned::ZignedConfig;
-use countersign_provider::{Providers, ProvidersSetup, VerifiedEvent, ZignedSetup};
+use countersign_provider::{Providers, VerifiedEvent, WebhookSecrets};
 use countersign_service::callbacks::{CallbackQueue, QueueError};
 use countersign_service::dispatcher::Dispatcher;
+use countersign_service::documents::SignedDocumentStore;
 use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store_dynamodb::DynamoStore;
-use secrecy::SecretString;
+use lambda_http::tower::ServiceExt;
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::first_use::{OnFirstUse, Source};
 use crate::settings::{
     Settings, CALLBACK_QUEUE_URL, DOCUMENTS_BUCKET, EVENT_BUS_NAME, WEBHOOK_SECRET_PARAMETER,
 };
 use crate::Error;
 
-/// The SDK configuration from the function's environment (region, credentials, and
-/// `AWS_ENDPOINT_URL` when pointed at an emulator).
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+/// The SDK configuration from the function's environment, as Lambda sets it: the region
+/// (`AWS_REGION`), the execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, read when a request is signed), and `AWS_ENDPOINT_URL` when pointed at an
+/// emulator. Not aws-config's default chain: it reads profile files at init and links STS, SSO,
+/// IMDS and ECS clients that a function never uses (init time and package size). The clients
+/// bring their own defaults for the rest (HTTP client, retries, timeouts, identity cache).
+pub fn sdk_config() -> Result<SdkConfig, Error> {
+    sdk_config_from(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    })
+}
+
+pub fn sdk_config_from(get: impl Fn(&str) -> Option<String>) -> Result<SdkConfig, Error> {
+    let region = get("AWS_REGION")
+        .or_else(|| get("AWS_DEFAULT_REGION"))
+        .ok_or("AWS_REGION is not set")?;
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ));
+    if let Some(endpoint) = get("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
 }
 
 pub fn store(sdk: &SdkConfig, settings: &Settings) -> Arc<DynamoStore> {
@@ -35,8 +69,8 @@ pub fn store(sdk: &SdkConfig, settings: &Settings) -> Arc<DynamoStore> {
 }
 
 /// The value of an SSM SecureString parameter. The value is never logged, nor put in an error.
-async fn secure_parameter(sdk: &SdkConfig, name: &str) -> Result<String, Error> {
-    let output = aws_sdk_ssm::Client::new(sdk)
+async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<SecretString, Error> {
+    let output = ssm
         .get_parameter()
         .name(name)
         .with_decryption(true)
@@ -51,33 +85,81 @@ async fn secure_parameter(sdk: &SdkConfig, name: &str) -> Result<String, Error> 
     output
         .parameter()
         .and_then(|parameter| parameter.value())
-        .map(str::to_owned)
+        .map(|value| SecretString::from(value.to_owned()))
         .ok_or_else(|| format!("the SSM parameter {name} has no value").into())
 }
 
-/// Comma-separated secrets, newest first, from an SSM parameter; refused if any is the
-/// published development secret or too short.
-async fn secrets_parameter(sdk: &SdkConfig, name: &str) -> Result<Vec<Vec<u8>>, Error> {
-    let value = secure_parameter(sdk, name).await?;
-    let secrets: Vec<Vec<u8>> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|secret| !secret.is_empty())
-        .map(|secret| secret.as_bytes().to_vec())
-        .collect();
-    if secrets.is_empty() {
-        return Err(format!("the SSM parameter {name} holds no secret").into());
-    }
-    // A deployment never signs or verifies with the published development secret.
-    countersign_provider::sandbox::check_deployment_secrets(&secrets)
-        .map_err(|error| format!("the SSM parameter {name}: {error}"))?;
-    Ok(secrets)
+/// The SSM SecureString parameters a function's secrets are in, read on first use
+/// ([`crate::first_use`]), never at init.
+pub struct SecretParameters {
+    ssm: aws_sdk_ssm::Client,
+    names: Vec<String>,
 }
 
-/// The sandbox webhook secrets, newest first, from their SSM SecureString parameter.
-pub async fn webhook_secrets(sdk: &SdkConfig, settings: &Settings) -> Result<Vec<Vec<u8>>, Error> {
-    let name = Settings::require(&settings.webhook_secret_parameter, WEBHOOK_SECRET_PARAMETER)?;
-    secrets_parameter(sdk, name).await
+impl SecretParameters {
+    fn new(sdk: &SdkConfig, names: Vec<String>) -> Self {
+        SecretParameters {
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            names,
+        }
+    }
+
+    /// The parameters' names, in the order they are read.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Every parameter's value; none for a function without secrets (no call at all).
+    pub async fn read(&self) -> Result<ParameterValues, Error> {
+        let mut values = BTreeMap::new();
+        for name in &self.names {
+            values.insert(name.clone(), secure_parameter(&self.ssm, name).await?);
+        }
+        Ok(ParameterValues(values))
+    }
+}
+
+/// Parameter values by name. Compared to tell a rotation; never shown.
+#[derive(Default)]
+pub struct ParameterValues(BTreeMap<String, SecretString>);
+
+impl PartialEq for ParameterValues {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|((a, x), (b, y))| a == b && x.expose_secret() == y.expose_secret())
+    }
+}
+
+impl ParameterValues {
+    fn get(&self, name: &str) -> Result<&str, Error> {
+        self.0
+            .get(name)
+            .map(|value| value.expose_secret())
+            .ok_or_else(|| format!("the SSM parameter {name} was not read").into())
+    }
+
+    /// Comma-separated secrets, newest first; refused if any is the published development
+    /// secret or too short.
+    fn secrets(&self, name: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let secrets: Vec<Vec<u8>> = self
+            .get(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| secret.as_bytes().to_vec())
+            .collect();
+        if secrets.is_empty() {
+            return Err(format!("the SSM parameter {name} holds no secret").into());
+        }
+        // A deployment never signs or verifies with the published development secret.
+        countersign_provider::sandbox::check_deployment_secrets(&secrets)
+            .map_err(|error| format!("the SSM parameter {name}: {error}"))?;
+        Ok(secrets)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -86,16 +168,13 @@ struct ZignedCredentials {
     client_secret: String,
 }
 
-/// Zigned's client, when its credentials parameter is configured.
-pub async fn zigned_config(
-    sdk: &SdkConfig,
+/// Zigned's client configuration from its credentials parameter.
+fn zigned_config(
+    values: &ParameterValues,
     settings: &Settings,
-) -> Result<Option<ZignedConfig>, Error> {
-    let Some(name) = settings.zigned.credentials_parameter.as_deref() else {
-        return Ok(None);
-    };
-    let value = secure_parameter(sdk, name).await?;
-    let credentials: ZignedCredentials = serde_json::from_str(&value).map_err(|_| {
+    name: &str,
+) -> Result<ZignedConfig, Error> {
+    let credentials: ZignedCredentials = serde_json::from_str(values.get(name)?).map_err(|_| {
         format!("the SSM parameter {name} is not {{\"client_id\": ..., \"client_secret\": ...}}")
     })?;
     let mut config = ZignedConfig::new(
@@ -108,45 +187,42 @@ pub async fn zigned_config(
     if let Some(url) = &settings.zigned.token_url {
         config.token_url = url.clone();
     }
-    Ok(Some(config))
+    Ok(config)
 }
 
-/// What a function needs of the providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderHalves {
-    /// Webhook verifiers only (the callback route).
-    Webhooks,
-    /// Outbound clients only (dispatcher, callback processor).
-    Clients,
-}
-
-/// The providers this function uses, their secrets read from SSM.
-pub async fn providers(
-    sdk: &SdkConfig,
-    settings: &Settings,
-    halves: ProviderHalves,
-) -> Result<Providers, Error> {
-    let mut setup = ProvidersSetup::default();
-    match halves {
-        ProviderHalves::Webhooks => {
-            if settings.sandbox_enabled {
-                setup.sandbox_webhook_secrets = Some(webhook_secrets(sdk, settings).await?);
-            }
-            if let Some(name) = settings.zigned.webhook_secret_parameter.as_deref() {
-                setup.zigned = ZignedSetup {
-                    webhook_secrets: secrets_parameter(sdk, name).await?,
-                    client: None,
-                };
-            }
-        }
-        ProviderHalves::Clients => {
-            setup.zigned = ZignedSetup {
-                webhook_secrets: Vec::new(),
-                client: zigned_config(sdk, settings).await?,
-            };
-        }
+/// The SSM parameters of the webhook secrets the callback route verifies with.
+fn webhook_parameters(settings: &Settings) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    if settings.sandbox_enabled {
+        let name = Settings::require(&settings.webhook_secret_parameter, WEBHOOK_SECRET_PARAMETER)?;
+        names.push(name.to_owned());
     }
-    Ok(Providers::from_setup(setup)?)
+    names.extend(settings.zigned.webhook_secret_parameter.clone());
+    Ok(names)
+}
+
+/// The callback route's webhook secrets, from what was read.
+fn webhook_secrets(settings: &Settings, values: &ParameterValues) -> Result<WebhookSecrets, Error> {
+    let mut secrets = WebhookSecrets::default();
+    if settings.sandbox_enabled {
+        let name = Settings::require(&settings.webhook_secret_parameter, WEBHOOK_SECRET_PARAMETER)?;
+        secrets.sandbox = Some(values.secrets(name)?);
+    }
+    if let Some(name) = settings.zigned.webhook_secret_parameter.as_deref() {
+        secrets.zigned = values.secrets(name)?;
+    }
+    Ok(secrets)
+}
+
+/// The providers' clients (dispatcher, callback processor), Zigned's from its credentials.
+fn client_providers(settings: &Settings, values: &ParameterValues) -> Result<Providers, Error> {
+    let zigned = match settings.zigned.credentials_parameter.as_deref() {
+        Some(name) => Some(zigned_config(values, settings, name)?),
+        None => None,
+    };
+    let mut providers = Providers::new();
+    providers.register_clients(zigned)?;
+    Ok(providers)
 }
 
 /// The documents bucket's store (signed documents, presigned links, `s3://` reads).
@@ -158,37 +234,94 @@ pub fn documents(sdk: &SdkConfig, settings: &Settings) -> Result<Arc<S3Documents
     )))
 }
 
-/// The dispatcher function's dispatcher: the table, the providers' clients (credentials from
-/// SSM), the documents bucket.
-pub async fn dispatcher(
-    sdk: &SdkConfig,
-    settings: &Settings,
-) -> Result<Dispatcher<DynamoStore>, Error> {
-    Ok(Dispatcher::new(
-        store(sdk, settings),
-        providers(sdk, settings, ProviderHalves::Clients).await?,
-        documents(sdk, settings)?,
-        Arc::new(SystemClock),
-        RetryPolicy::default(),
-    ))
+/// A worker's parts built at init (clients, from settings alone), and the providers' clients
+/// built from their secrets on first use.
+pub struct WorkerParts<T> {
+    settings: Settings,
+    secrets: SecretParameters,
+    assemble: Box<dyn Fn(Providers) -> T + Send + Sync>,
 }
 
-/// The callback processor function's processor: the table, and the providers' clients and the
-/// documents bucket to fetch and keep signed documents.
-pub async fn callback_processor(
+impl<T> WorkerParts<T> {
+    fn new(
+        sdk: &SdkConfig,
+        settings: &Settings,
+        assemble: impl Fn(Providers) -> T + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Ok(WorkerParts {
+            settings: settings.clone(),
+            secrets: SecretParameters::new(
+                sdk,
+                settings
+                    .zigned
+                    .credentials_parameter
+                    .iter()
+                    .cloned()
+                    .collect(),
+            ),
+            assemble: Box::new(assemble),
+        })
+    }
+
+    pub fn secrets(&self) -> &SecretParameters {
+        &self.secrets
+    }
+}
+
+#[async_trait]
+impl<T: Send + Sync> Source for WorkerParts<T> {
+    type Material = ParameterValues;
+    type Built = Arc<T>;
+
+    async fn read(&self) -> Result<ParameterValues, Error> {
+        self.secrets.read().await
+    }
+
+    fn build(&self, values: &ParameterValues) -> Result<Arc<T>, Error> {
+        let providers = client_providers(&self.settings, values)?;
+        Ok(Arc::new((self.assemble)(providers)))
+    }
+}
+
+/// The dispatcher function's dispatcher: the table and the documents bucket at init, the
+/// providers' clients (credentials from SSM) on first use.
+pub fn dispatcher(
     sdk: &SdkConfig,
     settings: &Settings,
-) -> Result<CallbackProcessor<DynamoStore>, Error> {
-    Ok(CallbackProcessor::new(
-        store(sdk, settings),
-        Arc::new(SystemClock),
-        settings.rules.clone(),
-        RetryPolicy::default(),
-    )
-    .with_signed_documents(
-        providers(sdk, settings, ProviderHalves::Clients).await?,
-        documents(sdk, settings)?,
-    ))
+) -> Result<OnFirstUse<WorkerParts<Dispatcher<DynamoStore>>>, Error> {
+    let store = store(sdk, settings);
+    let documents = documents(sdk, settings)?;
+    let parts = WorkerParts::new(sdk, settings, move |providers| {
+        Dispatcher::new(
+            store.clone(),
+            providers,
+            documents.clone(),
+            Arc::new(SystemClock),
+            RetryPolicy::default(),
+        )
+    })?;
+    Ok(OnFirstUse::new(parts))
+}
+
+/// The callback processor function's processor: the table and the documents bucket at init,
+/// the providers' clients (to fetch signed documents) on first use.
+pub fn callback_processor(
+    sdk: &SdkConfig,
+    settings: &Settings,
+) -> Result<OnFirstUse<WorkerParts<CallbackProcessor<DynamoStore>>>, Error> {
+    let store = store(sdk, settings);
+    let documents = documents(sdk, settings)?;
+    let rules = settings.rules.clone();
+    let parts = WorkerParts::new(sdk, settings, move |providers| {
+        CallbackProcessor::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            rules.clone(),
+            RetryPolicy::default(),
+        )
+        .with_signed_documents(providers, documents.clone())
+    })?;
+    Ok(OnFirstUse::new(parts))
 }
 
 /// The outbox publisher function's sender: the bus.
@@ -221,6 +354,32 @@ pub enum HttpRole {
     Callbacks,
 }
 
+/// An [`HttpRole`] as a type. A binary names its role at compile time
+/// (`serve_http::<role::Agreements>()`), so what its role never uses (the queue's, the bucket's
+/// or SSM's client, the providers' verifiers) is not even linked into its package.
+pub trait Role: Send + Sync + 'static {
+    const ROLE: HttpRole;
+}
+
+/// The roles as types, one per HTTP function.
+pub mod role {
+    use super::{HttpRole, Role};
+
+    pub struct Agreements;
+    pub struct LifecycleAndSandbox;
+    pub struct Callbacks;
+
+    impl Role for Agreements {
+        const ROLE: HttpRole = HttpRole::Agreements;
+    }
+    impl Role for LifecycleAndSandbox {
+        const ROLE: HttpRole = HttpRole::LifecycleAndSandbox;
+    }
+    impl Role for Callbacks {
+        const ROLE: HttpRole = HttpRole::Callbacks;
+    }
+}
+
 /// The queue of a function that has none: its routes never enqueue, and if one did, the
 /// request fails (500) instead of losing the event.
 struct NoCallbackQueue;
@@ -234,76 +393,210 @@ impl CallbackQueue for NoCallbackQueue {
     }
 }
 
+/// An HTTP function's parts built at init, from settings alone (no network call): the store,
+/// the queue, the documents bucket; its webhook secrets are read on first use.
+pub struct HttpParts<R: Role> {
+    settings: Settings,
+    agreements: Arc<AgreementService<DynamoStore>>,
+    queue: Arc<dyn CallbackQueue>,
+    signed_documents: Option<Arc<dyn SignedDocumentStore>>,
+    secrets: SecretParameters,
+    role: PhantomData<R>,
+}
+
+impl<R: Role> HttpParts<R> {
+    pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, Error> {
+        let agreements = Arc::new(
+            AgreementService::new(
+                store(sdk, settings),
+                Arc::new(SystemClock),
+                settings.rules.clone(),
+                RetryPolicy::default(),
+            )
+            .with_sending_providers(settings.sending_providers()),
+        );
+        // Only the callback route and the sandbox routes (when on) enqueue. The sandbox provider,
+        // and so its secrets, exist only when the sandbox is on: off, `POST /v1/callbacks/sandbox`
+        // is 404 like every other sandbox route.
+        let (enqueues, secret_names) = match R::ROLE {
+            HttpRole::Agreements => (false, Vec::new()),
+            HttpRole::LifecycleAndSandbox if settings.sandbox_enabled => (
+                true,
+                vec![Settings::require(
+                    &settings.webhook_secret_parameter,
+                    WEBHOOK_SECRET_PARAMETER,
+                )?
+                .to_owned()],
+            ),
+            HttpRole::LifecycleAndSandbox => (false, Vec::new()),
+            HttpRole::Callbacks => (true, webhook_parameters(settings)?),
+        };
+        let queue: Arc<dyn CallbackQueue> = match enqueues {
+            false => Arc::new(NoCallbackQueue),
+            true => {
+                let url = Settings::require(&settings.callback_queue_url, CALLBACK_QUEUE_URL)?;
+                Arc::new(SqsCallbackQueue::new(aws_sdk_sqs::Client::new(sdk), url))
+            }
+        };
+        // The read function serves the signed-document links, when the bucket is configured.
+        let signed_documents = match (R::ROLE, &settings.documents_bucket) {
+            (HttpRole::Agreements, Some(_)) => {
+                Some(documents(sdk, settings)? as Arc<dyn SignedDocumentStore>)
+            }
+            _ => None,
+        };
+        Ok(HttpParts {
+            settings: settings.clone(),
+            agreements,
+            queue,
+            signed_documents,
+            secrets: SecretParameters::new(sdk, secret_names),
+            role: PhantomData,
+        })
+    }
+
+    pub fn secrets(&self) -> &SecretParameters {
+        &self.secrets
+    }
+
+    /// The API, with the providers and the sandbox's signing secret from `values`.
+    pub fn api(&self, values: &ParameterValues) -> Result<Api<DynamoStore>, Error> {
+        let settings = &self.settings;
+        let mut signing_secret = Vec::new();
+        let mut providers = Providers::new();
+        match R::ROLE {
+            HttpRole::Agreements => {}
+            HttpRole::LifecycleAndSandbox if !settings.sandbox_enabled => {}
+            HttpRole::LifecycleAndSandbox => {
+                let name = Settings::require(
+                    &settings.webhook_secret_parameter,
+                    WEBHOOK_SECRET_PARAMETER,
+                )?;
+                let secrets = values.secrets(name)?;
+                signing_secret = secrets[0].clone();
+                providers.register_verifier(Arc::new(SandboxProvider::new(secrets)));
+            }
+            HttpRole::Callbacks => providers.register_webhooks(webhook_secrets(settings, values)?),
+        }
+        let api = Api::new(
+            self.agreements.clone(),
+            self.queue.clone(),
+            Arc::new(providers),
+            Arc::new(JwtClaim {
+                claim: settings.tenant_claim.clone(),
+            }),
+            ApiConfig {
+                service_hours: settings.service_hours,
+                sandbox: SandboxSettings {
+                    enabled: settings.sandbox_enabled,
+                    signing_secret: signing_secret.into(),
+                },
+            },
+        );
+        Ok(match &self.signed_documents {
+            Some(documents) => api.with_signed_documents(documents.clone()),
+            None => api,
+        })
+    }
+}
+
+#[async_trait]
+impl<R: Role> Source for HttpParts<R> {
+    type Material = ParameterValues;
+    type Built = Router;
+
+    async fn read(&self) -> Result<ParameterValues, Error> {
+        self.secrets.read().await
+    }
+
+    fn build(&self, values: &ParameterValues) -> Result<Router, Error> {
+        Ok(countersign_api::router(Arc::new(self.api(values)?)))
+    }
+}
+
+/// The API as the function of `role` builds it, its secrets read now (the functions read them
+/// on first use, through [`HttpParts`] and [`OnFirstUse`]).
 pub async fn http_api(
     sdk: &SdkConfig,
     settings: &Settings,
     role: HttpRole,
 ) -> Result<Api<DynamoStore>, Error> {
-    let store = store(sdk, settings);
-    let agreements = Arc::new(
-        AgreementService::new(
-            store,
-            Arc::new(SystemClock),
-            settings.rules.clone(),
-            RetryPolicy::default(),
-        )
-        .with_sending_providers(settings.sending_providers()),
-    );
-    let mut signing_secret = Vec::new();
-    // Only the callback route and the sandbox routes (when on) enqueue. The sandbox provider,
-    // and so its secrets, exist only when the sandbox is on: off, `POST /v1/callbacks/sandbox`
-    // is 404 like every other sandbox route.
-    let enqueues = match role {
-        HttpRole::Agreements => false,
-        HttpRole::LifecycleAndSandbox => settings.sandbox_enabled,
-        HttpRole::Callbacks => true,
-    };
-    let providers = match role {
-        HttpRole::Agreements => Providers::new(),
-        HttpRole::LifecycleAndSandbox | HttpRole::Callbacks if !enqueues => Providers::new(),
-        HttpRole::LifecycleAndSandbox => {
-            let secrets = webhook_secrets(sdk, settings).await?;
-            signing_secret = secrets[0].clone();
-            let mut providers = Providers::new();
-            providers.register_verifier(Arc::new(SandboxProvider::new(secrets)));
-            providers
-        }
-        HttpRole::Callbacks => providers(sdk, settings, ProviderHalves::Webhooks).await?,
-    };
-    let queue: Arc<dyn CallbackQueue> = match enqueues {
-        false => Arc::new(NoCallbackQueue),
-        true => {
-            let url = Settings::require(&settings.callback_queue_url, CALLBACK_QUEUE_URL)?;
-            Arc::new(SqsCallbackQueue::new(aws_sdk_sqs::Client::new(sdk), url))
-        }
-    };
-    let api = Api::new(
-        agreements,
-        queue,
-        Arc::new(providers),
-        Arc::new(JwtClaim {
-            claim: settings.tenant_claim.clone(),
-        }),
-        ApiConfig {
-            service_hours: settings.service_hours,
-            sandbox: SandboxSettings {
-                enabled: settings.sandbox_enabled,
-                signing_secret: signing_secret.into(),
-            },
-        },
-    );
-    // The read function serves the signed-document links, when the bucket is configured.
-    Ok(match (role, &settings.documents_bucket) {
-        (HttpRole::Agreements, Some(_)) => api.with_signed_documents(documents(sdk, settings)?),
-        _ => api,
-    })
+    async fn built<R: Role>(
+        sdk: &SdkConfig,
+        settings: &Settings,
+    ) -> Result<Api<DynamoStore>, Error> {
+        let parts = HttpParts::<R>::new(sdk, settings)?;
+        let values = parts.secrets.read().await?;
+        parts.api(&values)
+    }
+    match role {
+        HttpRole::Agreements => built::<role::Agreements>(sdk, settings).await,
+        HttpRole::LifecycleAndSandbox => built::<role::LifecycleAndSandbox>(sdk, settings).await,
+        HttpRole::Callbacks => built::<role::Callbacks>(sdk, settings).await,
+    }
 }
 
-/// The whole life of an HTTP function: settings, clients and the API once, then every request.
-pub async fn serve_http(role: HttpRole) -> Result<(), Error> {
+/// The whole life of an HTTP function: settings and clients at init, the API with its secrets
+/// on first use, then every request. A request that comes while the secrets cannot be read is a
+/// SPEC 500 (logged here), and the next request tries again.
+pub async fn serve_http<R: Role>() -> Result<(), Error> {
     crate::init_tracing();
     let settings = Settings::from_env()?;
-    let sdk = sdk_config().await;
-    let api = Arc::new(http_api(&sdk, &settings, role).await?);
-    lambda_http::run(countersign_api::router(api)).await
+    let sdk = sdk_config()?;
+    let api = Arc::new(OnFirstUse::new(HttpParts::<R>::new(&sdk, &settings)?));
+    let unavailable = countersign_api::unavailable_router();
+    lambda_http::run(lambda_http::service_fn(
+        move |request: lambda_http::Request| {
+            let api = api.clone();
+            let unavailable = unavailable.clone();
+            async move {
+                let router = match api.get().await {
+                    Ok(router) => router,
+                    Err(error) => {
+                        tracing::error!(%error, "the API could not be built: answering 500");
+                        unavailable
+                    }
+                };
+                router.oneshot(request).await
+            }
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<SdkConfig, Error> {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        sdk_config_from(|name| vars.get(name).map(|value| value.to_string()))
+    }
+
+    #[test]
+    fn the_sdk_configuration_is_lambdas_environment() {
+        let error = config(&[]).unwrap_err().to_string();
+        assert_eq!(error, "AWS_REGION is not set");
+
+        let sdk = config(&[("AWS_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(
+            sdk.region().map(|region| region.as_ref()),
+            Some("eu-west-1")
+        );
+        assert_eq!(sdk.endpoint_url(), None);
+        assert!(sdk.credentials_provider().is_some());
+
+        let sdk = config(&[
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            sdk.region().map(|region| region.as_ref()),
+            Some("us-east-1")
+        );
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5000"));
+    }
 }

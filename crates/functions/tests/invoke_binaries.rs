@@ -237,3 +237,55 @@ async fn with_the_sandbox_off_the_callback_function_knows_no_sandbox_provider() 
     let queued = countersign_test_kit::moto::drain(&resources.callback_queue_url, 0).await;
     assert!(queued.is_empty(), "nothing queued: {queued:?}");
 }
+
+/// Init makes no network call: a function whose secret is not in SSM yet still starts (its
+/// runtime asks for work). A request then is a SPEC 500 that names nothing of the cause, and
+/// nothing is queued; once the parameter is there, the next request reads it and goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_on_first_use_not_at_init() {
+    let resources = Resources::create().await;
+    let later = format!(
+        "/{}/webhook-secrets",
+        countersign_test_kit::moto::unique_name("later")
+    );
+    let mut environment: Vec<(String, String)> = resources
+        .environment()
+        .into_iter()
+        .filter(|(name, _)| name != "WEBHOOK_SECRET_PARAMETER")
+        .collect();
+    environment.push(("WEBHOOK_SECRET_PARAMETER".to_owned(), later.clone()));
+    let create = start("create", env!("CARGO_BIN_EXE_create"), &resources);
+    let callback = Function::start("callback", env!("CARGO_BIN_EXE_callback"), &environment);
+    let (status, body) = create.http(&fixture("http/create-agreement.json", ""));
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("an id").to_owned();
+
+    let (status, body) = callback.http(&signed_callback(&id, SECRET));
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (500, Some("INTERNAL")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("later"), "no internals: {body}");
+    let queued = countersign_test_kit::moto::drain(&resources.callback_queue_url, 0).await;
+    assert!(queued.is_empty(), "nothing queued: {queued:?}");
+
+    aws_sdk_ssm::Client::new(&resources.sdk)
+        .put_parameter()
+        .name(&later)
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("parameter");
+    let (status, body) = callback.http(&signed_callback(&id, SECRET));
+    assert_eq!(status, 202, "{body}");
+    let queued = countersign_test_kit::moto::drain(&resources.callback_queue_url, 1).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+}

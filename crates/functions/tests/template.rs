@@ -379,9 +379,9 @@ fn ref_of(name: &str) -> Value {
     json!({ "Ref": name })
 }
 
-/// The HTTP role a binary serves, from its `serve_http(HttpRole::..)`.
+/// The HTTP role a binary serves, from its `serve_http::<role::..>()`.
 fn http_role(source: &str) -> Option<HttpRole> {
-    let (_, rest) = source.split_once("HttpRole::")?;
+    let (_, rest) = source.split_once("serve_http::<role::")?;
     let variant: String = rest
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -390,7 +390,7 @@ fn http_role(source: &str) -> Option<HttpRole> {
         "Agreements" => HttpRole::Agreements,
         "LifecycleAndSandbox" => HttpRole::LifecycleAndSandbox,
         "Callbacks" => HttpRole::Callbacks,
-        other => panic!("HttpRole::{other} is new: teach this test what it requires"),
+        other => panic!("role::{other} is new: teach this test what it requires"),
     })
 }
 
@@ -832,8 +832,8 @@ async fn ssm_stand_in() -> String {
 
 /// Every function gets what its binary requires: variables `Settings` reads (no misspelt one),
 /// the table, valid values (from the parameters' defaults), what its own code requires
-/// (`Settings::require`), and for the HTTP binaries, what their role needs to build the API at
-/// init, run for real (SSM answered on loopback; nothing else is called at init).
+/// (`Settings::require`), and for the HTTP binaries, what their role needs to build the API
+/// (its parts at init, then its secrets as on first use), run for real (SSM answered on loopback).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_gets_the_environment_its_binary_requires() {
     let template = Template::load();
@@ -888,8 +888,15 @@ async fn every_function_gets_the_environment_its_binary_requires() {
         }
         // What each worker's `main` builds at init, built here from its template environment.
         let built = match binary {
-            "dispatcher" => init::dispatcher(&sdk, &settings).await.map(drop),
-            "callback-processor" => init::callback_processor(&sdk, &settings).await.map(drop),
+            // Built at init, then with its secrets as on first use.
+            "dispatcher" => match init::dispatcher(&sdk, &settings) {
+                Ok(dispatcher) => dispatcher.get().await.map(drop),
+                Err(error) => Err(error),
+            },
+            "callback-processor" => match init::callback_processor(&sdk, &settings) {
+                Ok(processor) => processor.get().await.map(drop),
+                Err(error) => Err(error),
+            },
             "outbox-publisher" => init::outbox_publisher(&sdk, &settings).map(drop),
             "sweeper" => {
                 // Needs nothing but the table: building it cannot fail.
@@ -922,10 +929,8 @@ async fn a_worker_without_a_setting_its_init_requires_is_refused() {
     })
     .expect("the table alone is enough for Settings");
     for built in [
-        init::dispatcher(&sdk, &without_bucket).await.map(drop),
-        init::callback_processor(&sdk, &without_bucket)
-            .await
-            .map(drop),
+        init::dispatcher(&sdk, &without_bucket).map(drop),
+        init::callback_processor(&sdk, &without_bucket).map(drop),
     ] {
         let error = built.expect_err("no documents bucket").to_string();
         assert!(error.contains(settings::DOCUMENTS_BUCKET), "{error}");

@@ -26,7 +26,7 @@ pub use error::{PayloadProblem, WebhookError};
 pub use outbound::{
     DocumentBytes, OutboundError, ProgressLog, ProviderClient, SignedFile, StoredProgress,
 };
-pub use registry::{Providers, ProvidersSetup, WebhookVerifier, ZignedSetup};
+pub use registry::{Providers, ProvidersSetup, WebhookSecrets, WebhookVerifier, ZignedSetup};
 
 /// A provider event after verification, in provider-neutral terms: what it means ([`EventKind`],
 /// decided by the adapter) and how the provider names the agreement and the participant (the

@@ -43,6 +43,15 @@ pub struct ProvidersSetup {
     pub zigned: ZignedSetup,
 }
 
+/// The webhook secrets of the built-in providers, newest first (several during rotation).
+#[derive(Default)]
+pub struct WebhookSecrets {
+    /// `None`: the sandbox is off (its callback route is then 404).
+    pub sandbox: Option<Vec<Vec<u8>>>,
+    /// None: no Zigned callback route.
+    pub zigned: Vec<Vec<u8>>,
+}
+
 /// Zigned's two halves; either may be absent.
 #[derive(Default)]
 pub struct ZignedSetup {
@@ -65,21 +74,44 @@ impl Providers {
         Self::default()
     }
 
-    /// Every built-in provider the setup configures: the one place a provider is registered.
+    /// Every built-in provider the setup configures: both halves, as [`register_webhooks`] and
+    /// [`register_clients`] register them.
+    ///
+    /// [`register_webhooks`]: Self::register_webhooks
+    /// [`register_clients`]: Self::register_clients
     pub fn from_setup(setup: ProvidersSetup) -> Result<Self, String> {
         let mut providers = Providers::new();
-        if let Some(secrets) = setup.sandbox_webhook_secrets {
-            providers.register_verifier(Arc::new(SandboxProvider::new(secrets)));
-        }
-        providers.register_client(Arc::new(SandboxClient::logging()));
-        if !setup.zigned.webhook_secrets.is_empty() {
-            providers.register_verifier(Arc::new(ZignedWebhook::new(setup.zigned.webhook_secrets)));
-        }
-        if let Some(config) = setup.zigned.client {
-            let client = ZignedClient::new(config).map_err(|error| error.to_string())?;
-            providers.register_client(Arc::new(ZignedProvider::new(client)));
-        }
+        providers.register_webhooks(WebhookSecrets {
+            sandbox: setup.sandbox_webhook_secrets,
+            zigned: setup.zigned.webhook_secrets,
+        });
+        providers.register_clients(setup.zigned.client)?;
         Ok(providers)
+    }
+
+    /// The built-in webhook verifiers the secrets configure: the one place one is registered. A
+    /// function that only verifies calls this alone, and links no provider's HTTP client.
+    pub fn register_webhooks(&mut self, secrets: WebhookSecrets) {
+        if let Some(secrets) = secrets.sandbox {
+            self.register_verifier(Arc::new(SandboxProvider::new(secrets)));
+        }
+        if !secrets.zigned.is_empty() {
+            self.register_verifier(Arc::new(ZignedWebhook::new(secrets.zigned)));
+        }
+    }
+
+    /// The built-in clients: the sandbox's (which sends nothing), and Zigned's when configured.
+    /// The one place a client is registered.
+    pub fn register_clients(
+        &mut self,
+        zigned: Option<crate::zigned::ZignedConfig>,
+    ) -> Result<(), String> {
+        self.register_client(Arc::new(SandboxClient::logging()));
+        if let Some(config) = zigned {
+            let client = ZignedClient::new(config).map_err(|error| error.to_string())?;
+            self.register_client(Arc::new(ZignedProvider::new(client)));
+        }
+        Ok(())
     }
 
     /// Adds a verifier under its own name, replacing any verifier registered under that name.

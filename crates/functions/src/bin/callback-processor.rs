@@ -10,9 +10,12 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), Error> {
     countersign_functions::init_tracing();
     let settings = Settings::from_env()?;
-    let processor = &init::callback_processor(&init::sdk_config().await, &settings).await?;
+    let processor = &init::callback_processor(&init::sdk_config()?, &settings)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handlers::callbacks::process_batch(processor, event.payload).await)
+        Ok::<_, Error>(match processor.get().await {
+            Ok(processor) => handlers::callbacks::process_batch(&processor, event.payload).await,
+            Err(error) => handlers::sqs::all_failed(event.payload, "callbacks", &error),
+        })
     }))
     .await
 }

@@ -9,9 +9,14 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), Error> {
     countersign_functions::init_tracing();
     let settings = Settings::from_env()?;
-    let dispatcher = &init::dispatcher(&init::sdk_config().await, &settings).await?;
+    let dispatcher = &init::dispatcher(&init::sdk_config()?, &settings)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handlers::dispatcher::dispatch_batch(dispatcher, event.payload).await)
+        Ok::<_, Error>(match dispatcher.get().await {
+            Ok(dispatcher) => {
+                handlers::dispatcher::dispatch_batch(&dispatcher, event.payload).await
+            }
+            Err(error) => handlers::sqs::all_failed(event.payload, "dispatch", &error),
+        })
     }))
     .await
 }

@@ -11,7 +11,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), Error> {
     countersign_functions::init_tracing();
     let settings = Settings::from_env()?;
-    let sender = &init::outbox_publisher(&init::sdk_config().await, &settings)?;
+    let sender = &init::outbox_publisher(&init::sdk_config()?, &settings)?;
     let retry = &RetryPolicy::default();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async move {
         Ok::<_, Error>(handlers::outbox::publish_batch(sender, event.payload, retry).await)

@@ -1,8 +1,8 @@
 //! countersign `read` function: GET one, GET list, PATCH and GET history of agreements.
 
-use countersign_functions::init::{serve_http, HttpRole};
+use countersign_functions::init::{role, serve_http};
 
 #[tokio::main]
 async fn main() -> Result<(), countersign_functions::Error> {
-    serve_http(HttpRole::Agreements).await
+    serve_http::<role::Agreements>().await
 }

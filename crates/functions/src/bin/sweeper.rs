@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     countersign_functions::init_tracing();
     let settings = Settings::from_env()?;
     let budget = settings.sweep_budget;
-    let sweeper = &init::sweeper(&init::sdk_config().await, &settings);
+    let sweeper = &init::sweeper(&init::sdk_config()?, &settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let report = handlers::sweeper::sweep(sweeper, event.context.deadline, budget).await?;
         Ok::<_, Error>(serde_json::json!({

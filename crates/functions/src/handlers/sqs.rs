@@ -43,3 +43,14 @@ where
     }
     response
 }
+
+/// The whole batch reported as failed, when the function could not build what handles it (its
+/// secrets could not be read): SQS redelivers every message later, and nothing is lost.
+pub fn all_failed(batch: SqsEvent, queue: &'static str, error: &dyn Display) -> SqsBatchResponse {
+    tracing::error!(queue, %error, messages = batch.records.len(), "cannot handle the batch now; SQS will redeliver it");
+    let mut response = SqsBatchResponse::default();
+    for message in batch.records {
+        response.add_failure(message.message_id.unwrap_or_default());
+    }
+    response
+}
