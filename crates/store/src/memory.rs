@@ -3,8 +3,13 @@
 //!
 //! Everything lives behind one mutex. A commit checks every condition first and only then writes,
 //! so a refused commit leaves no trace, and no reader ever sees half a commit.
+//!
+//! The maps are B-trees, not hash maps: a hash map doubles by moving every entry at once, under
+//! the lock, which at a million agreements stalls every request for that long (the tail of
+//! `scripts/bench`); a B-tree grows a node at a time. Agreements are kept behind an `Arc`, so a
+//! read holds the lock only to take a reference, and copies the agreement after releasing it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -46,13 +51,13 @@ impl std::fmt::Debug for MemoryStore {
 
 #[derive(Default)]
 struct State {
-    agreements: HashMap<String, Agreement>,
+    agreements: BTreeMap<String, Arc<Agreement>>,
     /// Each agreement's history, oldest first: entry `sequence` n sits at index n - 1.
-    histories: HashMap<String, Vec<HistoryEntry>>,
+    histories: BTreeMap<String, Vec<HistoryEntry>>,
     /// Per tenant, every agreement by (created_at, id): the newest-first listing.
-    by_tenant: HashMap<String, BTreeSet<IndexKey>>,
+    by_tenant: BTreeMap<String, BTreeSet<IndexKey>>,
     /// Per (tenant, lookup_key), the same order: the listing filtered by lookup key.
-    by_lookup_key: HashMap<(String, String), BTreeSet<IndexKey>>,
+    by_lookup_key: BTreeMap<(String, String), BTreeSet<IndexKey>>,
     /// Sparse: only pending agreements with an `expires_at`, by (expires_at, id).
     pending_by_expiry: BTreeSet<IndexKey>,
     /// The committed history entries not yet released, in commit order: the entry at index i
@@ -62,19 +67,19 @@ struct State {
     /// The last released position (0: nothing released).
     outbox_released: u64,
     /// By (tenant, key). Expired records stay until replaced; readers treat them as absent.
-    idempotency: HashMap<(String, String), IdempotencyRecord>,
+    idempotency: BTreeMap<(String, String), IdempotencyRecord>,
     /// By (provider, event_id).
-    provider_events: HashMap<(String, String), ProviderEventMark>,
+    provider_events: BTreeMap<(String, String), ProviderEventMark>,
     /// Kept callbacks by (provider, event_id).
-    inbox: HashMap<(String, String), KeptCallback>,
+    inbox: BTreeMap<(String, String), KeptCallback>,
     /// Dead-lettered callbacks by (provider, event_id), with their errors.
-    dead_inbox: HashMap<(String, String), (InboxEvent, String)>,
+    dead_inbox: BTreeMap<(String, String), (InboxEvent, String)>,
     /// Provider progress by agreement id.
-    provider_progress: HashMap<String, ProviderProgress>,
+    provider_progress: BTreeMap<String, ProviderProgress>,
     /// The dispatch lease of each agreement: its holder and until when.
-    dispatch_leases: HashMap<String, (String, DateTime<Utc>)>,
+    dispatch_leases: BTreeMap<String, (String, DateTime<Utc>)>,
     /// Agreement ids by (provider, provider reference).
-    provider_references: HashMap<(String, String), String>,
+    provider_references: BTreeMap<(String, String), String>,
 }
 
 impl MemoryStore {
@@ -191,7 +196,8 @@ impl State {
             .entry(agreement.id.clone())
             .or_default()
             .extend(transition.entries);
-        self.agreements.insert(agreement.id.clone(), agreement);
+        self.agreements
+            .insert(agreement.id.clone(), Arc::new(agreement));
 
         if let Some(record) = idempotency {
             self.idempotency
@@ -253,7 +259,9 @@ impl State {
 #[async_trait]
 impl AgreementGet for MemoryStore {
     async fn get_agreement(&self, id: &str) -> Result<Option<Agreement>, StoreError> {
-        Ok(self.lock().agreements.get(id).cloned())
+        let kept = self.lock().agreements.get(id).cloned();
+        // Copied once the lock is released.
+        Ok(kept.map(Arc::unwrap_or_clone))
     }
 }
 
@@ -306,16 +314,18 @@ impl AgreementList for MemoryStore {
                 _ => true,
             });
 
-        let mut agreements = Vec::new();
+        let mut kept = Vec::new();
         for agreement in matching.by_ref().take(limit) {
-            agreements.push(agreement?.clone());
+            kept.push(agreement?.clone());
         }
         // One more match means there is a next page; it starts after this page's last item.
         let more = matching.next().transpose()?.is_some();
-        let next = match agreements.last() {
+        drop(state);
+        let next = match kept.last() {
             Some(last) if more => Some(ListPosition::of(last)),
             _ => None,
         };
+        let agreements = kept.into_iter().map(Arc::unwrap_or_clone).collect();
         Ok(ListPage { agreements, next })
     }
 }
@@ -391,6 +401,8 @@ impl ExpiryIndex for MemoryStore {
             Some(last) if due.next().is_some() => Some(due_cursor(last)),
             _ => None,
         };
+        drop(state);
+        let agreements = agreements.into_iter().map(Arc::unwrap_or_clone).collect();
         Ok(DuePage { agreements, cursor })
     }
 }
