@@ -2,6 +2,7 @@
 //! over HTTP, and read the events it prints; and the moto_server of the AWS adapter tests
 //! ([`moto`]), and the Prism mock servers of the Zigned adapter tests ([`prism`]).
 
+pub mod dynamodb;
 pub mod faults;
 pub mod moto;
 pub mod prism;

@@ -6,7 +6,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, Utc};
 use countersign_domain::{
     Agreement, CancellationReason, Decision, LifecycleRequest, Rules, Status,
@@ -15,7 +14,7 @@ use countersign_service::{CallbackOutcome, Clock, IdempotencyIntent, RenderedRes
 use countersign_store::{AgreementGet, ExpiryIndex};
 use countersign_store_dynamodb::item::agreement_item;
 use countersign_store_dynamodb::{Counts, DynamoStore};
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use support::Services;
 
 fn requests(counts: &Counts) -> BTreeMap<&str, u64> {
@@ -143,7 +142,7 @@ async fn a_transition_is_one_read_and_one_write() {
 }
 
 /// Writes `count` pending agreements, not due before `not_before`, straight into the table with
-/// `BatchWriteItem` (25 items a request, 8 requests in flight): only their agreement items, which
+/// `BatchWriteItem` (`countersign_test_kit::dynamodb::batch_put`): only their agreement items, which
 /// is what the expiry index holds. Returns their ids.
 async fn bulk_pending(
     store: &DynamoStore,
@@ -173,46 +172,15 @@ async fn bulk_pending(
     let ids: Vec<String> = (0..count)
         .map(|i| format!("bulk{i:05}{}", countersign_service::ids::new_id()))
         .collect();
-    let batches: Vec<Vec<WriteRequest>> = ids
-        .chunks(25)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|id| {
-                    let mut agreement = template.clone();
-                    agreement.id = id.clone();
-                    let item = agreement_item(&agreement).expect("encodes");
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item))
-                                .build()
-                                .expect("complete"),
-                        )
-                        .build()
-                })
-                .collect()
+    let items = ids
+        .iter()
+        .map(|id| {
+            let mut agreement = template.clone();
+            agreement.id = id.clone();
+            agreement_item(&agreement).expect("encodes")
         })
         .collect();
-    stream::iter(batches)
-        .map(|mut batch| async move {
-            while !batch.is_empty() {
-                let output = store
-                    .client()
-                    .batch_write_item()
-                    .request_items(store.table(), batch)
-                    .send()
-                    .await
-                    .map_err(|error| format!("BatchWriteItem: {error:?}"))?;
-                batch = output
-                    .unprocessed_items()
-                    .and_then(|items| items.get(store.table()).cloned())
-                    .unwrap_or_default();
-            }
-            Ok::<(), String>(())
-        })
-        .buffer_unordered(8)
-        .try_collect::<Vec<()>>()
+    countersign_test_kit::dynamodb::batch_put(store.client(), store.table(), items)
         .await
         .expect("bulk write");
     ids
