@@ -5,7 +5,9 @@
 pub mod callback_queue;
 pub mod documents;
 pub mod event_bus;
+pub mod http_client;
 
 pub use callback_queue::SqsCallbackQueue;
 pub use documents::S3Documents;
 pub use event_bus::EventBridgeSender;
+pub use http_client::sdk_http_client;

@@ -35,8 +35,9 @@ use crate::Error;
 /// (`AWS_REGION`), the execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 /// `AWS_SESSION_TOKEN`, read when a request is signed), and `AWS_ENDPOINT_URL` when pointed at an
 /// emulator. Not aws-config's default chain: it reads profile files at init and links STS, SSO,
-/// IMDS and ECS clients that a function never uses (init time and package size). The clients
-/// bring their own defaults for the rest (HTTP client, retries, timeouts, identity cache).
+/// IMDS and ECS clients that a function never uses (init time and package size). The HTTP client
+/// is made on the first request, with compiled-in roots ([`countersign_aws::sdk_http_client`]);
+/// the clients bring their own defaults for the rest (retries, timeouts, identity cache).
 pub fn sdk_config() -> Result<SdkConfig, Error> {
     sdk_config_from(|name| {
         std::env::var(name)
@@ -54,7 +55,8 @@ pub fn sdk_config_from(get: impl Fn(&str) -> Option<String>) -> Result<SdkConfig
         .region(aws_config::Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(
             EnvironmentVariableCredentialsProvider::new(),
-        ));
+        ))
+        .http_client(countersign_aws::sdk_http_client());
     if let Some(endpoint) = get("AWS_ENDPOINT_URL") {
         config = config.endpoint_url(endpoint);
     }
