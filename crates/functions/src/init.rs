@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
@@ -19,7 +19,6 @@ use countersign_provider::zigned::ZignedConfig;
 use countersign_provider::{Providers, VerifiedEvent, WebhookSecrets};
 use countersign_service::callbacks::{CallbackQueue, QueueError};
 use countersign_service::dispatcher::Dispatcher;
-use countersign_service::documents::SignedDocumentStore;
 use countersign_service::{AgreementService, CallbackProcessor, RetryPolicy, Sweeper, SystemClock};
 use countersign_store_dynamodb::DynamoStore;
 use lambda_http::tower::ServiceExt;
@@ -94,14 +93,17 @@ async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Secre
 /// The SSM SecureString parameters a function's secrets are in, read on first use
 /// ([`crate::first_use`]), never at init.
 pub struct SecretParameters {
-    ssm: aws_sdk_ssm::Client,
+    sdk: SdkConfig,
+    /// Made on the first read: most functions have no secret to read.
+    ssm: OnceLock<aws_sdk_ssm::Client>,
     names: Vec<String>,
 }
 
 impl SecretParameters {
     fn new(sdk: &SdkConfig, names: Vec<String>) -> Self {
         SecretParameters {
-            ssm: aws_sdk_ssm::Client::new(sdk),
+            sdk: sdk.clone(),
+            ssm: OnceLock::new(),
             names,
         }
     }
@@ -115,7 +117,8 @@ impl SecretParameters {
     pub async fn read(&self) -> Result<ParameterValues, Error> {
         let mut values = BTreeMap::new();
         for name in &self.names {
-            values.insert(name.clone(), secure_parameter(&self.ssm, name).await?);
+            let ssm = self.ssm.get_or_init(|| aws_sdk_ssm::Client::new(&self.sdk));
+            values.insert(name.clone(), secure_parameter(ssm, name).await?);
         }
         Ok(ParameterValues(values))
     }
@@ -398,25 +401,18 @@ impl CallbackQueue for NoCallbackQueue {
 /// An HTTP function's parts built at init, from settings alone (no network call): the store,
 /// the queue, the documents bucket; its webhook secrets are read on first use.
 pub struct HttpParts<R: Role> {
+    sdk: SdkConfig,
     settings: Settings,
-    agreements: Arc<AgreementService<DynamoStore>>,
-    queue: Arc<dyn CallbackQueue>,
-    signed_documents: Option<Arc<dyn SignedDocumentStore>>,
+    /// The callback queue, for the routes that enqueue.
+    queue_url: Option<String>,
     secrets: SecretParameters,
     role: PhantomData<R>,
 }
 
 impl<R: Role> HttpParts<R> {
+    /// Checks that the settings have what the role needs; builds nothing yet: the clients are
+    /// made with the API, on first use (a client costs a share of a bare runtime's init).
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, Error> {
-        let agreements = Arc::new(
-            AgreementService::new(
-                store(sdk, settings),
-                Arc::new(SystemClock),
-                settings.rules.clone(),
-                RetryPolicy::default(),
-            )
-            .with_sending_providers(settings.sending_providers()),
-        );
         // Only the callback route and the sandbox routes (when on) enqueue. The sandbox provider,
         // and so its secrets, exist only when the sandbox is on: off, `POST /v1/callbacks/sandbox`
         // is 404 like every other sandbox route.
@@ -433,25 +429,16 @@ impl<R: Role> HttpParts<R> {
             HttpRole::LifecycleAndSandbox => (false, Vec::new()),
             HttpRole::Callbacks => (true, webhook_parameters(settings)?),
         };
-        let queue: Arc<dyn CallbackQueue> = match enqueues {
-            false => Arc::new(NoCallbackQueue),
-            true => {
-                let url = Settings::require(&settings.callback_queue_url, CALLBACK_QUEUE_URL)?;
-                Arc::new(SqsCallbackQueue::new(aws_sdk_sqs::Client::new(sdk), url))
-            }
-        };
-        // The read function serves the signed-document links, when the bucket is configured.
-        let signed_documents = match (R::ROLE, &settings.documents_bucket) {
-            (HttpRole::Agreements, Some(_)) => {
-                Some(documents(sdk, settings)? as Arc<dyn SignedDocumentStore>)
-            }
-            _ => None,
+        let queue_url = match enqueues {
+            false => None,
+            true => Some(
+                Settings::require(&settings.callback_queue_url, CALLBACK_QUEUE_URL)?.to_owned(),
+            ),
         };
         Ok(HttpParts {
+            sdk: sdk.clone(),
             settings: settings.clone(),
-            agreements,
-            queue,
-            signed_documents,
+            queue_url,
             secrets: SecretParameters::new(sdk, secret_names),
             role: PhantomData,
         })
@@ -480,9 +467,21 @@ impl<R: Role> HttpParts<R> {
             }
             HttpRole::Callbacks => providers.register_webhooks(webhook_secrets(settings, values)?),
         }
+        let sdk = &self.sdk;
+        let agreements = AgreementService::new(
+            store(sdk, settings),
+            Arc::new(SystemClock),
+            settings.rules.clone(),
+            RetryPolicy::default(),
+        )
+        .with_sending_providers(settings.sending_providers());
+        let queue: Arc<dyn CallbackQueue> = match &self.queue_url {
+            None => Arc::new(NoCallbackQueue),
+            Some(url) => Arc::new(SqsCallbackQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
+        };
         let api = Api::new(
-            self.agreements.clone(),
-            self.queue.clone(),
+            Arc::new(agreements),
+            queue,
             Arc::new(providers),
             Arc::new(JwtClaim {
                 claim: settings.tenant_claim.clone(),
@@ -495,9 +494,10 @@ impl<R: Role> HttpParts<R> {
                 },
             },
         );
-        Ok(match &self.signed_documents {
-            Some(documents) => api.with_signed_documents(documents.clone()),
-            None => api,
+        // The read function serves the signed-document links, when the bucket is configured.
+        Ok(match (R::ROLE, &settings.documents_bucket) {
+            (HttpRole::Agreements, Some(_)) => api.with_signed_documents(documents(sdk, settings)?),
+            _ => api,
         })
     }
 }
