@@ -239,21 +239,29 @@ pub fn documents(sdk: &SdkConfig, settings: &Settings) -> Result<Arc<S3Documents
     )))
 }
 
-/// A worker's parts built at init (clients, from settings alone), and the providers' clients
-/// built from their secrets on first use.
+/// What a worker makes from the SDK configuration, its settings and its providers.
+type Assemble<T> = dyn Fn(&SdkConfig, &Settings, Providers) -> Result<T, Error> + Send + Sync;
+
+/// A worker whose settings are checked at init, and whose clients (the table, the bucket, the
+/// providers' with their secrets) are made on first use.
 pub struct WorkerParts<T> {
+    sdk: SdkConfig,
     settings: Settings,
     secrets: SecretParameters,
-    assemble: Box<dyn Fn(Providers) -> T + Send + Sync>,
+    assemble: Box<Assemble<T>>,
 }
 
 impl<T> WorkerParts<T> {
     fn new(
         sdk: &SdkConfig,
         settings: &Settings,
-        assemble: impl Fn(Providers) -> T + Send + Sync + 'static,
-    ) -> Result<Self, Error> {
-        Ok(WorkerParts {
+        assemble: impl Fn(&SdkConfig, &Settings, Providers) -> Result<T, Error>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        WorkerParts {
+            sdk: sdk.clone(),
             settings: settings.clone(),
             secrets: SecretParameters::new(
                 sdk,
@@ -265,7 +273,7 @@ impl<T> WorkerParts<T> {
                     .collect(),
             ),
             assemble: Box::new(assemble),
-        })
+        }
     }
 
     pub fn secrets(&self) -> &SecretParameters {
@@ -284,48 +292,50 @@ impl<T: Send + Sync> Source for WorkerParts<T> {
 
     fn build(&self, values: &ParameterValues) -> Result<Arc<T>, Error> {
         let providers = client_providers(&self.settings, values)?;
-        Ok(Arc::new((self.assemble)(providers)))
+        Ok(Arc::new((self.assemble)(
+            &self.sdk,
+            &self.settings,
+            providers,
+        )?))
     }
 }
 
-/// The dispatcher function's dispatcher: the table and the documents bucket at init, the
-/// providers' clients (credentials from SSM) on first use.
+/// The dispatcher function's dispatcher: the table, the documents bucket and the providers'
+/// clients (credentials from SSM), made on first use; the bucket is required at init.
 pub fn dispatcher(
     sdk: &SdkConfig,
     settings: &Settings,
 ) -> Result<OnFirstUse<WorkerParts<Dispatcher<DynamoStore>>>, Error> {
-    let store = store(sdk, settings);
-    let documents = documents(sdk, settings)?;
-    let parts = WorkerParts::new(sdk, settings, move |providers| {
-        Dispatcher::new(
-            store.clone(),
+    Settings::require(&settings.documents_bucket, DOCUMENTS_BUCKET)?;
+    let parts = WorkerParts::new(sdk, settings, |sdk, settings, providers| {
+        Ok(Dispatcher::new(
+            store(sdk, settings),
             providers,
-            documents.clone(),
+            documents(sdk, settings)?,
             Arc::new(SystemClock),
             RetryPolicy::default(),
-        )
-    })?;
+        ))
+    });
     Ok(OnFirstUse::new(parts))
 }
 
-/// The callback processor function's processor: the table and the documents bucket at init,
-/// the providers' clients (to fetch signed documents) on first use.
+/// The callback processor function's processor: the table, and the providers' clients and the
+/// documents bucket to fetch and keep signed documents, made on first use; the bucket is
+/// required at init.
 pub fn callback_processor(
     sdk: &SdkConfig,
     settings: &Settings,
 ) -> Result<OnFirstUse<WorkerParts<CallbackProcessor<DynamoStore>>>, Error> {
-    let store = store(sdk, settings);
-    let documents = documents(sdk, settings)?;
-    let rules = settings.rules.clone();
-    let parts = WorkerParts::new(sdk, settings, move |providers| {
-        CallbackProcessor::new(
-            store.clone(),
+    Settings::require(&settings.documents_bucket, DOCUMENTS_BUCKET)?;
+    let parts = WorkerParts::new(sdk, settings, |sdk, settings, providers| {
+        Ok(CallbackProcessor::new(
+            store(sdk, settings),
             Arc::new(SystemClock),
-            rules.clone(),
+            settings.rules.clone(),
             RetryPolicy::default(),
         )
-        .with_signed_documents(providers, documents.clone())
-    })?;
+        .with_signed_documents(providers, documents(sdk, settings)?))
+    });
     Ok(OnFirstUse::new(parts))
 }
 

@@ -36,7 +36,9 @@ pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> R
 }
 
 pub(crate) fn render_agreement(status: StatusCode, agreement: &Agreement) -> RenderedResponse {
-    let body = single("agreement", AgreementView::of(agreement)).to_string();
+    // Serializing these types cannot fail (no map with non-string keys); an empty body if it did.
+    let body = serde_json::to_string(&single("agreement", AgreementView::of(agreement)))
+        .unwrap_or_default();
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("etag".to_owned(), format!("\"{}\"", agreement.version)),
