@@ -255,10 +255,7 @@ impl<T> WorkerParts<T> {
     fn new(
         sdk: &SdkConfig,
         settings: &Settings,
-        assemble: impl Fn(&SdkConfig, &Settings, Providers) -> Result<T, Error>
-            + Send
-            + Sync
-            + 'static,
+        assemble: impl Fn(&SdkConfig, &Settings, Providers) -> Result<T, Error> + Send + Sync + 'static,
     ) -> Self {
         WorkerParts {
             sdk: sdk.clone(),
