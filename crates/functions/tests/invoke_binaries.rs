@@ -13,6 +13,30 @@ fn start(name: &str, binary: &str, resources: &Resources) -> Function {
     Function::start(name, binary, &resources.environment())
 }
 
+/// The create function and a callback function whose environment has `overrides` in place of the
+/// template's values, and a draft made through the first: its id.
+fn callback_with(
+    resources: &Resources,
+    overrides: &[(&str, &str)],
+) -> (Function, Function, String) {
+    let mut environment: Vec<(String, String)> = resources
+        .environment()
+        .into_iter()
+        .filter(|(name, _)| overrides.iter().all(|(overridden, _)| name != overridden))
+        .collect();
+    environment.extend(
+        overrides
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
+    let create = start("create", env!("CARGO_BIN_EXE_create"), resources);
+    let callback = Function::start("callback", env!("CARGO_BIN_EXE_callback"), &environment);
+    let (status, body) = create.http(&fixture("http/create-agreement.json", ""));
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("an id").to_owned();
+    (create, callback, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_file_through_its_function() {
     let resources = Resources::create().await;
@@ -211,21 +235,13 @@ async fn every_event_file_through_its_function() {
 async fn with_the_sandbox_off_the_callback_function_knows_no_sandbox_provider() {
     let resources = Resources::create().await;
     // Off, the function needs no sandbox secret: its parameter does not even exist here.
-    let mut environment: Vec<(String, String)> = resources
-        .environment()
-        .into_iter()
-        .filter(|(name, _)| name != "WEBHOOK_SECRET_PARAMETER")
-        .collect();
-    environment.push(("SANDBOX_ENABLED".to_owned(), "false".to_owned()));
-    environment.push((
-        "WEBHOOK_SECRET_PARAMETER".to_owned(),
-        "/no/such/parameter".to_owned(),
-    ));
-    let create = start("create", env!("CARGO_BIN_EXE_create"), &resources);
-    let callback = Function::start("callback", env!("CARGO_BIN_EXE_callback"), &environment);
-    let (status, body) = create.http(&fixture("http/create-agreement.json", ""));
-    assert_eq!(status, 201, "{body}");
-    let id = body["data"]["id"].as_str().expect("an id").to_owned();
+    let (_create, callback, id) = callback_with(
+        &resources,
+        &[
+            ("SANDBOX_ENABLED", "false"),
+            ("WEBHOOK_SECRET_PARAMETER", "/no/such/parameter"),
+        ],
+    );
 
     // Correctly signed with the sandbox's secret, and still no provider answers for it.
     let (status, body) = callback.http(&signed_callback(&id, SECRET));
@@ -248,17 +264,8 @@ async fn secrets_are_read_on_first_use_not_at_init() {
         "/{}/webhook-secrets",
         countersign_test_kit::moto::unique_name("later")
     );
-    let mut environment: Vec<(String, String)> = resources
-        .environment()
-        .into_iter()
-        .filter(|(name, _)| name != "WEBHOOK_SECRET_PARAMETER")
-        .collect();
-    environment.push(("WEBHOOK_SECRET_PARAMETER".to_owned(), later.clone()));
-    let create = start("create", env!("CARGO_BIN_EXE_create"), &resources);
-    let callback = Function::start("callback", env!("CARGO_BIN_EXE_callback"), &environment);
-    let (status, body) = create.http(&fixture("http/create-agreement.json", ""));
-    assert_eq!(status, 201, "{body}");
-    let id = body["data"]["id"].as_str().expect("an id").to_owned();
+    let (_create, callback, id) =
+        callback_with(&resources, &[("WEBHOOK_SECRET_PARAMETER", later.as_str())]);
 
     let (status, body) = callback.http(&signed_callback(&id, SECRET));
     assert_eq!(
