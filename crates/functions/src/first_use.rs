@@ -61,10 +61,6 @@ impl<S: Source> OnFirstUse<S> {
         }
     }
 
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
     /// The built product: read and built now if nothing was yet, or if the secrets are due to
     /// be read again.
     pub async fn get(&self) -> Result<S::Built, Error> {

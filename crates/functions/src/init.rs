@@ -108,11 +108,6 @@ impl SecretParameters {
         }
     }
 
-    /// The parameters' names, in the order they are read.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// Every parameter's value; none for a function without secrets (no call at all).
     pub async fn read(&self) -> Result<ParameterValues, Error> {
         let mut values = BTreeMap::new();
@@ -449,10 +444,6 @@ impl<R: Role> HttpParts<R> {
             secrets: SecretParameters::new(sdk, secret_names),
             role: PhantomData,
         })
-    }
-
-    pub fn secrets(&self) -> &SecretParameters {
-        &self.secrets
     }
 
     /// The API, with the providers and the sandbox's signing secret from `values`.
