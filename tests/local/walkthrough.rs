@@ -917,3 +917,95 @@ async fn on_dynamodb_every_acknowledged_callback_survives_a_kill_9() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The line a request leaves on standard error, once it is there.
+async fn request_log_line(local: &LocalProcess, request_id: &str) -> String {
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        if let Some(line) = local
+            .logs()
+            .into_iter()
+            .find(|line| line.contains(request_id) && line.contains("answered"))
+        {
+            return line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request log line for {request_id}: {:?}",
+            local.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_leaves_one_plain_log_line() {
+    // Standard error is a pipe here, as under a log collector: no terminal colours in it.
+    let local = LocalProcess::start(BINARY, &[]);
+    let client = local.client("dev-key");
+    let reply = client
+        .send(
+            "GET",
+            "/agreements/no-such-agreement",
+            None,
+            &[("x-request-id", "req-log-check-1")],
+        )
+        .await;
+    assert_eq!(reply.status, 404);
+    let line = request_log_line(&local, "req-log-check-1").await;
+    for part in ["request_id=req-log-check-1", "method=GET", "status=404"] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    let logs = local.logs();
+    assert!(
+        logs.iter().all(|line| !line.contains('\u{1b}')),
+        "no ANSI escapes: {logs:?}"
+    );
+    assert_eq!(
+        logs.iter()
+            .filter(|line| line.contains("req-log-check-1"))
+            .count(),
+        1,
+        "one line per request: {logs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_log_takes_levels_targets_and_span_filters() {
+    // A level for everything and one for the router's target: the request line is at info.
+    let quiet = LocalProcess::start(BINARY, &[("RUST_LOG", "warn")]);
+    let targeted = LocalProcess::start(BINARY, &[("RUST_LOG", "warn,countersign_api=info")]);
+    // A span filter: only what happens inside a request, at info.
+    let spans = LocalProcess::start(BINARY, &[("RUST_LOG", "warn,[request]=info")]);
+    for (local, id) in [(&targeted, "req-log-targets"), (&spans, "req-log-spans")] {
+        let reply = local
+            .client("dev-key")
+            .send("GET", "/agreements", None, &[("x-request-id", id)])
+            .await;
+        assert_eq!(reply.status, 200);
+        request_log_line(local, id).await;
+    }
+    let reply = quiet
+        .client("dev-key")
+        .send(
+            "GET",
+            "/agreements",
+            None,
+            &[("x-request-id", "req-log-quiet")],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    // The request above was answered; a line would have been written before the answer left.
+    let logs = quiet.logs();
+    assert!(
+        logs.iter().all(|line| !line.contains("req-log-quiet")),
+        "warn hides the request log: {logs:?}"
+    );
+    // info events outside any request (start-up) are not shown with the span filter.
+    let logs = spans.logs();
+    assert!(
+        logs.iter()
+            .all(|line| !line.contains("INFO") || line.contains("request")),
+        "only the request's info lines: {logs:?}"
+    );
+}
