@@ -34,7 +34,9 @@ impl IdempotencyIntent<'_> {
         agreement: &Agreement,
         now: DateTime<Utc>,
     ) -> IdempotencyRecord {
-        let response = (self.render)(agreement);
+        let mut response = (self.render)(agreement);
+        // Kept for a day: without the room the renderer left for a larger answer.
+        response.body.shrink_to_fit();
         IdempotencyRecord {
             tenant: tenant.to_owned(),
             key: self.key.to_owned(),

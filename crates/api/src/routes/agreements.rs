@@ -18,7 +18,7 @@ use countersign_store::{ListPosition, ListQuery, Store};
 use crate::request::{
     decode_cursor, encode_cursor, idempotency_key, if_match, parse_json, request_hash, Consumer,
 };
-use crate::response::{json_response, list, single, ApiError};
+use crate::response::{json_response, list, single, to_json, ApiError};
 use crate::shape::{
     self, json_object, listing, Place, Problem, Problems, Step, AGREEMENT_INPUT,
     CANCELLATION_INPUT, LIFECYCLE_BODY,
@@ -37,7 +37,9 @@ pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> R
 
 pub(crate) fn render_agreement(status: StatusCode, agreement: &Agreement) -> RenderedResponse {
     // Serializing these types cannot fail (no map with non-string keys); an empty body if it did.
-    let body = serde_json::to_string(&single("agreement", AgreementView::of(agreement)))
+    let body = to_json(&single("agreement", AgreementView::of(agreement)))
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
         .unwrap_or_default();
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
