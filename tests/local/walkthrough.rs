@@ -977,25 +977,36 @@ async fn rust_log_takes_levels_targets_and_span_filters() {
     let targeted = LocalProcess::start(BINARY, &[("RUST_LOG", "warn,countersign_api=info")]);
     // A span filter: only what happens inside a request, at info.
     let spans = LocalProcess::start(BINARY, &[("RUST_LOG", "warn,[request]=info")]);
-    for (local, id) in [(&targeted, "req-log-targets"), (&spans, "req-log-spans")] {
+    for (local, id) in [
+        (&quiet, "req-log-quiet"),
+        (&targeted, "req-log-targets"),
+        (&spans, "req-log-spans"),
+    ] {
         let reply = local
             .client("dev-key")
             .send("GET", "/agreements", None, &[("x-request-id", id)])
             .await;
         assert_eq!(reply.status, 200);
-        request_log_line(local, id).await;
     }
-    let reply = quiet
+    request_log_line(&targeted, "req-log-targets").await;
+    request_log_line(&spans, "req-log-spans").await;
+
+    // A forged callback leaves a warning, after any line of the request above: once it is read,
+    // so would a request line have been.
+    let forged = quiet
         .client("dev-key")
-        .send(
-            "GET",
-            "/agreements",
-            None,
-            &[("x-request-id", "req-log-quiet")],
-        )
+        .send_raw("/callbacks/sandbox", b"{}".to_vec(), &[])
         .await;
-    assert_eq!(reply.status, 200);
-    // The request above was answered; a line would have been written before the answer left.
+    assert_eq!(forged.status, 401);
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    while !quiet
+        .logs()
+        .iter()
+        .any(|line| line.contains("verification failed"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", quiet.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let logs = quiet.logs();
     assert!(
         logs.iter().all(|line| !line.contains("req-log-quiet")),

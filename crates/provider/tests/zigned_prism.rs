@@ -233,9 +233,11 @@ async fn reopen_brings_the_agreement_in_line_and_sends_it_again() {
             "no {expected} in {calls:?}"
         );
     }
+    // Deletes answered 200: Prism, on a loaded machine, now and then answers a 500 that the
+    // adapter retries (seen once in a full run), which is one more attempt, not one more delete.
     let deletes = calls
         .iter()
-        .filter(|call| call.starts_with("DELETE "))
+        .filter(|call| call.starts_with("DELETE ") && call.ends_with(" 200"))
         .count();
     // 2 groups, 3 participants, 2 observers, 1 attachment, the main document.
     assert_eq!(deletes, 9, "{calls:?}");
