@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -267,10 +268,14 @@ impl Function {
 
     /// `cargo lambda invoke --data-file` with `payload`; the function's response as JSON.
     pub fn invoke(&self, payload: &str) -> Value {
+        // One file per invocation: tests run in parallel, and two of them invoking the same
+        // function removed each other's file before cargo lambda read it (seen in a full run).
+        static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
         let file = std::env::temp_dir().join(format!(
-            "countersign-invoke-{}-{}.json",
+            "countersign-invoke-{}-{}-{}.json",
             self.name,
-            std::process::id()
+            std::process::id(),
+            INVOCATIONS.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::write(&file, payload).unwrap();
         let output = Command::new(cargo_lambda())
