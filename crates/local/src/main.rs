@@ -14,11 +14,6 @@ use std::process::ExitCode;
 
 use config::{LocalConfig, NotStarted};
 
-/// A request allocates and frees many small buffers on one thread and drops some on another;
-/// glibc's allocator was a tenth of a GET's time (fastbin consolidation included), mimalloc less.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match LocalConfig::from_env() {
