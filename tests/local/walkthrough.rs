@@ -379,19 +379,10 @@ async fn agreements_reach_every_status_over_http() {
         "AgreementReopened",
         "AgreementCancelled",
     ] {
-        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
-        while !local
-            .logs()
-            .iter()
-            .any(|line| line.contains("dispatched") && line.contains(action))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {action} dispatched: {:?}",
-                local.logs()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+        log_line(&local, &format!("of {action} dispatched"), |line| {
+            line.contains("dispatched") && line.contains(action)
+        })
+        .await;
     }
     // Newest first, and the walk is all there.
     let listed = client
@@ -918,24 +909,28 @@ async fn on_dynamodb_every_acknowledged_callback_survives_a_kill_9() {
     }
 }
 
-/// The line a request leaves on standard error, once it is there.
-async fn request_log_line(local: &LocalProcess, request_id: &str) -> String {
+/// The first line of standard error that `wanted` picks, once it is there.
+async fn log_line(local: &LocalProcess, what: &str, wanted: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
     loop {
-        if let Some(line) = local
-            .logs()
-            .into_iter()
-            .find(|line| line.contains(request_id) && line.contains("answered"))
-        {
+        if let Some(line) = local.logs().into_iter().find(|line| wanted(line)) {
             return line;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no request log line for {request_id}: {:?}",
+            "no log line {what}: {:?}",
             local.logs()
         );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+}
+
+/// The line a request leaves on standard error, once it is there.
+async fn request_log_line(local: &LocalProcess, request_id: &str) -> String {
+    log_line(local, &format!("for {request_id}"), |line| {
+        line.contains(request_id) && line.contains("answered")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -998,15 +993,10 @@ async fn rust_log_takes_levels_targets_and_span_filters() {
         .send_raw("/callbacks/sandbox", b"{}".to_vec(), &[])
         .await;
     assert_eq!(forged.status, 401);
-    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
-    while !quiet
-        .logs()
-        .iter()
-        .any(|line| line.contains("verification failed"))
-    {
-        assert!(std::time::Instant::now() < deadline, "{:?}", quiet.logs());
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    log_line(&quiet, "of the forged callback", |line| {
+        line.contains("verification failed")
+    })
+    .await;
     let logs = quiet.logs();
     assert!(
         logs.iter().all(|line| !line.contains("req-log-quiet")),
