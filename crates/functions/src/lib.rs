@@ -52,9 +52,10 @@ fn log_filter(setting: Option<&str>) -> (Targets, Option<String>) {
     } else {
         &lowered
     };
+    // Span filters are not supported here, and `Targets` would take `[span]` for a target's name.
     match directives.parse::<Targets>() {
-        Ok(targets) => (targets, None),
-        Err(_) => (info, Some(setting.to_owned())),
+        Ok(targets) if !directives.contains('[') => (targets, None),
+        _ => (info, Some(setting.to_owned())),
     }
 }
 
@@ -85,6 +86,12 @@ mod tests {
 
         let (filter, refused) = log_filter(Some("warn,[span{field=x}]=debug"));
         assert_eq!(refused.as_deref(), Some("warn,[span{field=x}]=debug"));
+        assert!(filter.would_enable("countersign", &Level::INFO));
+
+        // A span filter without fields would parse as a target named "[request]", silencing
+        // every other target with no word of it: refused like the one above.
+        let (filter, refused) = log_filter(Some("[request]=debug"));
+        assert_eq!(refused.as_deref(), Some("[request]=debug"));
         assert!(filter.would_enable("countersign", &Level::INFO));
     }
 }
