@@ -626,7 +626,10 @@ impl FailingStore {
 
 #[async_trait]
 impl AgreementGet for FailingStore {
-    async fn get_agreement(&self, _id: &str) -> Result<Option<Agreement>, StoreError> {
+    async fn get_agreement(
+        &self,
+        _id: &str,
+    ) -> Result<Option<std::sync::Arc<Agreement>>, StoreError> {
         self.fail()
     }
 }

@@ -116,7 +116,7 @@ impl<S: Store + ?Sized> AgreementService<S> {
     }
 
     /// The tenant's agreement; another tenant's is not found.
-    pub async fn get(&self, tenant: &str, id: &str) -> Result<Agreement, ServiceError> {
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Arc<Agreement>, ServiceError> {
         match self.store.get_agreement(id).await? {
             Some(agreement) if agreement.tenant == tenant => Ok(agreement),
             _ => Err(ServiceError::NotFound),

@@ -2,6 +2,8 @@
 //! `decide` say what to write, commit it guarded by the revision read, and on a conflict all over
 //! again from a fresh read.
 
+use std::sync::Arc;
+
 use countersign_domain::{Agreement, Decision, Transition};
 use countersign_store::{
     AgreementCommit, AgreementGet, Commit, CommitError, IdempotencyRecord, ProviderEventMark,
@@ -18,7 +20,7 @@ pub enum Start<'a> {
     /// Reading the agreement with this id.
     Id(&'a str),
     /// From the agreement as just read elsewhere (a listing page): one read fewer.
-    Read(Agreement),
+    Read(Arc<Agreement>),
 }
 
 /// What one decision writes, all together: the transition, and the request's idempotency record
@@ -93,7 +95,7 @@ where
         };
         let (write, then) = match decide(&agreement)? {
             Step::Write(write, then) => (write, then),
-            Step::Stop(then) => return Ok(Applied::Stopped(agreement, then)),
+            Step::Stop(then) => return Ok(Applied::Stopped(Arc::unwrap_or_clone(agreement), then)),
         };
         let written = write.transition.agreement.clone();
         match store

@@ -73,7 +73,7 @@ impl<S: ExpiryIndex + AgreementGet + AgreementCommit + ?Sized> Sweeper<S> {
         let applied = read_decide_commit(
             self.store.as_ref(),
             &self.retry,
-            Start::Read(agreement),
+            Start::Read(Arc::new(agreement)),
             |agreement| Ok(step(agreement.decide_expiry(self.clock.now()))),
         )
         .await?;

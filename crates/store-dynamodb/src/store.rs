@@ -1,6 +1,7 @@
 //! `DynamoStore`: the storage ports over one DynamoDB table (layout in [`crate::item`]).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -139,7 +140,7 @@ fn continues_history(commit: &Commit) -> bool {
 #[async_trait]
 impl AgreementGet for DynamoStore {
     /// One strongly consistent `GetItem`.
-    async fn get_agreement(&self, id: &str) -> Result<Option<Agreement>, StoreError> {
+    async fn get_agreement(&self, id: &str) -> Result<Option<Arc<Agreement>>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -152,7 +153,8 @@ impl AgreementGet for DynamoStore {
             .send()
             .await
             .map_err(|error| unavailable("GetItem", &error))?;
-        output.item().map(decode_agreement).transpose()
+        let agreement = output.item().map(decode_agreement).transpose()?;
+        Ok(agreement.map(Arc::new))
     }
 }
 

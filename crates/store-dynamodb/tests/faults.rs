@@ -84,8 +84,8 @@ async fn a_commit_whose_answer_was_lost_is_reported_committed() {
             "{max_attempts} attempts"
         );
         assert_eq!(
-            store.get_agreement(&draft.id).await.unwrap(),
-            Some(sent.clone())
+            store.get_agreement(&draft.id).await.unwrap().as_deref(),
+            Some(&sent)
         );
         let sequences: Vec<u64> = store
             .history(&draft.id)

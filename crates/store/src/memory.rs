@@ -258,10 +258,8 @@ impl State {
 
 #[async_trait]
 impl AgreementGet for MemoryStore {
-    async fn get_agreement(&self, id: &str) -> Result<Option<Agreement>, StoreError> {
-        let kept = self.lock().agreements.get(id).cloned();
-        // Copied once the lock is released.
-        Ok(kept.map(Arc::unwrap_or_clone))
+    async fn get_agreement(&self, id: &str) -> Result<Option<Arc<Agreement>>, StoreError> {
+        Ok(self.lock().agreements.get(id).cloned())
     }
 }
 
@@ -766,6 +764,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reads_share_the_agreement_held_until_a_commit_replaces_it() {
+        let store = MemoryStore::new();
+        let draft = create("a", t0());
+        store.commit(creating(draft.clone())).await.unwrap();
+        let first = store.get_agreement("a").await.unwrap().unwrap();
+        let second = store.get_agreement("a").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "a read is not a copy");
+
+        let sent = changed(
+            draft
+                .agreement
+                .decide_lifecycle(LifecycleRequest::Pending, t0())
+                .unwrap(),
+        );
+        store
+            .commit(changing(&draft.agreement, sent.clone()))
+            .await
+            .unwrap();
+        let after = store.get_agreement("a").await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &after));
+        assert_eq!(*after, sent.agreement);
+        assert_eq!(
+            *first, draft.agreement,
+            "what was read before stays as it was"
+        );
+    }
+
+    #[tokio::test]
     async fn outbox_positions_follow_commit_order() {
         let store = MemoryStore::new();
         let a = create("a", t0());
@@ -961,7 +987,10 @@ mod tests {
                 Err(CommitError::Conflict)
             );
         }
-        assert_eq!(store.get_agreement("a").await, Ok(Some(read.clone())));
+        assert_eq!(
+            store.get_agreement("a").await.unwrap().as_deref(),
+            Some(&read)
+        );
         assert_eq!(store.history("a").await.unwrap().len(), 1);
         assert_eq!(store.read_outbox(0, 10).await.unwrap().len(), 1);
         assert!(store.state.lock().unwrap().pending_by_expiry.is_empty());

@@ -1,6 +1,8 @@
 //! The storage port, split by capability. A transition is one atomic, version-guarded commit of the
 //! agreement, its history entries (the outbox), and any idempotency record or provider-event mark.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use countersign_domain::{Agreement, HistoryEntry, Status, Transition};
@@ -88,8 +90,9 @@ pub struct Commit {
 
 #[async_trait]
 pub trait AgreementGet: Send + Sync {
-    /// The agreement by id, whatever its tenant: callers check the tenant.
-    async fn get_agreement(&self, id: &str) -> Result<Option<Agreement>, StoreError>;
+    /// The agreement by id, whatever its tenant: callers check the tenant. Shared, so that a store
+    /// that keeps agreements in memory hands out the one it holds instead of a deep copy.
+    async fn get_agreement(&self, id: &str) -> Result<Option<Arc<Agreement>>, StoreError>;
 }
 
 #[async_trait]

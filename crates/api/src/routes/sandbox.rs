@@ -73,7 +73,7 @@ impl<S: Store + ?Sized + 'static> Api<S> {
         &self,
         tenant: &str,
         id: &str,
-    ) -> Result<countersign_domain::Agreement, ApiError> {
+    ) -> Result<std::sync::Arc<countersign_domain::Agreement>, ApiError> {
         let agreement = self.agreements.get(tenant, id).await?;
         if agreement.test_mode {
             Ok(agreement)

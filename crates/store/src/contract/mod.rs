@@ -372,6 +372,7 @@ async fn get<S: Store + ?Sized>(store: &S, id: &str) -> Option<Agreement> {
         .get_agreement(id)
         .await
         .unwrap_or_else(|error| panic!("get_agreement(`{id}`) failed: {error:?}"))
+        .map(std::sync::Arc::unwrap_or_clone)
 }
 
 async fn history<S: Store + ?Sized>(store: &S, id: &str) -> Vec<HistoryEntry> {
