@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::response::Response;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, ETAG, LOCATION};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -30,31 +31,59 @@ const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 const LIST_PARAMETERS: [&str; 4] = ["lookup_key", "status", "limit", "cursor"];
 
-/// The response for an agreement: the envelope, `ETag`, and `Location` on creation.
-pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> Response {
-    rendered_to_response(render_agreement(status, agreement))
+/// An agreement's answer, whole: the envelope, `ETag`, and `Location` on creation. The one
+/// place its shape is decided; [`agreement_response`] sends it, [`render_agreement`] keeps it
+/// for an idempotent replay.
+struct AgreementAnswer {
+    status: StatusCode,
+    body: Vec<u8>,
+    headers: [Option<(HeaderName, HeaderValue)>; 3],
 }
 
-pub(crate) fn render_agreement(status: StatusCode, agreement: &Agreement) -> RenderedResponse {
+fn agreement_answer(status: StatusCode, agreement: &Agreement) -> AgreementAnswer {
     // Serializing these types cannot fail (no map with non-string keys); an empty body if it did.
-    let body = to_json(&single("agreement", AgreementView::of(agreement)))
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_default();
-    let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("etag".to_owned(), format!("\"{}\"", agreement.version)),
-    ];
-    if status == StatusCode::CREATED {
-        headers.push((
-            "location".to_owned(),
-            format!("/v1/agreements/{}", agreement.id),
-        ));
-    }
-    RenderedResponse {
-        status: status.as_u16(),
-        headers,
+    let body = to_json(&single("agreement", AgreementView::of(agreement))).unwrap_or_default();
+    let etag = HeaderValue::try_from(format!("\"{}\"", agreement.version)).ok();
+    let location = (status == StatusCode::CREATED)
+        .then(|| HeaderValue::try_from(format!("/v1/agreements/{}", agreement.id)).ok())
+        .flatten();
+    AgreementAnswer {
+        status,
         body,
+        headers: [
+            Some((CONTENT_TYPE, HeaderValue::from_static("application/json"))),
+            etag.map(|etag| (ETAG, etag)),
+            location.map(|location| (LOCATION, location)),
+        ],
+    }
+}
+
+/// The response for an agreement (see [`agreement_answer`]).
+pub(crate) fn agreement_response(status: StatusCode, agreement: &Agreement) -> Response {
+    let answer = agreement_answer(status, agreement);
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    for (name, value) in answer.headers.into_iter().flatten() {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// The response for an agreement as kept with an idempotency record (see [`agreement_answer`]).
+pub(crate) fn render_agreement(status: StatusCode, agreement: &Agreement) -> RenderedResponse {
+    let answer = agreement_answer(status, agreement);
+    let headers = answer
+        .headers
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    RenderedResponse {
+        status: answer.status.as_u16(),
+        headers,
+        body: String::from_utf8(answer.body).unwrap_or_default(),
     }
 }
 
