@@ -15,20 +15,24 @@
 //! The routes sit behind the layers as one service, so that what axum decides itself (404, 405
 //! and its `Allow`) passes through them like any handler's answer.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::Router;
+use axum::{BoxError, Router};
 use http::header::ALLOW;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use serde::de::DeserializeOwned;
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -37,6 +41,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use countersign_service::ids;
 use countersign_store::Store;
 
 use crate::request::{read_body, Consumer};
@@ -113,10 +118,11 @@ fn behind_the_layers(routes: Router) -> Router {
                 // The answer's line says the status; a second line for a 5xx would say it twice.
                 .on_failure(()),
         )
-        .layer(middleware::from_fn(spec_errors))
+        .layer(SpecErrorsLayer)
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
-    Router::new().fallback_service(routes).layer(layers)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .service(routes);
+    Router::new().fallback_service(layers)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +296,9 @@ fn read_head(mut request: Request) -> Request {
     request
 }
 
+/// What starts the request ids countersign makes.
+const REQUEST_ID_PREFIX: &str = "req_";
+
 /// API Gateway's request id when there is one (so logs meet the gateway's), else a new one.
 #[derive(Clone, Copy)]
 struct NewRequestId;
@@ -300,8 +309,14 @@ impl MakeRequestId for NewRequestId {
             Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
             _ => None,
         };
-        let id = gateway.unwrap_or_else(|| format!("req_{}", countersign_service::ids::new_id()));
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        let id = gateway.unwrap_or_else(|| {
+            let mut id = String::with_capacity(REQUEST_ID_PREFIX.len() + ids::ID_LEN);
+            id.push_str(REQUEST_ID_PREFIX);
+            ids::push_new_id(&mut id);
+            id
+        });
+        // Taken as it is, not copied.
+        HeaderValue::try_from(id).ok().map(RequestId::new)
     }
 }
 
@@ -332,18 +347,87 @@ fn log_answer(response: &Response, latency: Duration, _span: &Span) {
     );
 }
 
-/// Every error leaves in SPEC's shape with the request id, whoever made it.
-async fn spec_errors(mut request: Request, next: Next) -> Response {
-    let request_id = request_id_of(&request).to_owned();
-    if let Some(HeadRefused(error)) = request.extensions_mut().remove() {
-        return error.render(&request_id);
+/// Layer 5: every error leaves in SPEC's shape with the request id, whoever made it. Written out
+/// rather than with `middleware::from_fn`, which clones the services below it and boxes two
+/// futures on every request.
+#[derive(Clone, Copy)]
+struct SpecErrorsLayer;
+
+impl<S> Layer<S> for SpecErrorsLayer {
+    type Service = SpecErrors<S>;
+
+    fn layer(&self, inner: S) -> SpecErrors<S> {
+        SpecErrors { inner }
     }
-    let mut response = next.run(request).await;
+}
+
+#[derive(Clone)]
+struct SpecErrors<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request> for SpecErrors<S>
+where
+    S: Service<Request, Response = http::Response<B>, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = SpecErrorsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let request_id = request_id_of(&request).to_owned();
+        if let Some(HeadRefused(error)) = request.extensions_mut().remove() {
+            return SpecErrorsFuture::Refused {
+                answer: std::future::ready(Ok(error.render(&request_id))),
+            };
+        }
+        SpecErrorsFuture::Answering {
+            answer: self.inner.call(request),
+            request_id,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = SpecErrorsState]
+    enum SpecErrorsFuture<F> {
+        Refused { #[pin] answer: std::future::Ready<Result<Response, Infallible>> },
+        Answering { #[pin] answer: F, request_id: String },
+    }
+}
+
+impl<F, B> Future for SpecErrorsFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, Infallible>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            SpecErrorsState::Refused { answer } => answer.poll(cx),
+            SpecErrorsState::Answering { answer, request_id } => {
+                let Ok(response) = ready!(answer.poll(cx));
+                Poll::Ready(Ok(in_spec_shape(response.map(Body::new), request_id)))
+            }
+        }
+    }
+}
+
+/// The answer, or the SPEC error it carries or stands for.
+fn in_spec_shape(mut response: Response, request_id: &str) -> Response {
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        return error.render(&request_id);
+        return error.render(request_id);
     }
     match bare_error(&response) {
-        Some(error) => error.render(&request_id),
+        Some(error) => error.render(request_id),
         None => response,
     }
 }

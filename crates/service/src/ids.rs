@@ -9,11 +9,16 @@ pub const ID_LEN: usize = 25;
 
 /// 25 lowercase alphanumerics from the OS-seeded thread RNG.
 pub fn new_id() -> String {
+    let mut id = String::with_capacity(ID_LEN);
+    push_new_id(&mut id);
+    id
+}
+
+/// A new id (see [`new_id`]) at the end of `text`: a prefixed id in one allocation.
+pub fn push_new_id(text: &mut String) {
     let pick = Uniform::from(0..ALPHABET.len());
     let mut rng = rand::thread_rng();
-    (0..ID_LEN)
-        .map(|_| char::from(ALPHABET[pick.sample(&mut rng)]))
-        .collect()
+    text.extend((0..ID_LEN).map(|_| char::from(ALPHABET[pick.sample(&mut rng)])));
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,6 +34,15 @@ impl IdSource for RandomIds {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn a_pushed_id_follows_the_text_already_there() {
+        let mut text = String::from("req_");
+        push_new_id(&mut text);
+        let id = text.strip_prefix("req_").expect("the prefix is kept");
+        assert_eq!(id.len(), ID_LEN);
+        assert!(id.bytes().all(|b| ALPHABET.contains(&b)), "{text}");
+    }
 
     #[test]
     fn ids_are_25_lowercase_alphanumerics_and_distinct() {
