@@ -14,6 +14,23 @@ use countersign_store::StoreError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A request id of countersign's own (`req_` and a new id), made in one String.
+pub fn new_request_id() -> String {
+    const PREFIX: &str = "req_";
+    let mut id = String::with_capacity(PREFIX.len() + countersign_service::ids::ID_LEN);
+    id.push_str(PREFIX);
+    countersign_service::ids::push_new_id(&mut id);
+    id
+}
+
+/// What a panic said, when it said it as text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
+    panic
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+}
+
 /// An error answer: status, `type`, message and details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {

@@ -41,11 +41,10 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use countersign_service::ids;
 use countersign_store::Store;
 
 use crate::request::{read_body, Consumer};
-use crate::response::{ApiError, REQUEST_ID};
+use crate::response::{new_request_id, panic_message, ApiError, REQUEST_ID};
 use crate::routes::sandbox::sandbox_off;
 use crate::{limits, Api, MAX_BODY_BYTES};
 
@@ -296,9 +295,6 @@ fn read_head(mut request: Request) -> Request {
     request
 }
 
-/// What starts the request ids countersign makes.
-const REQUEST_ID_PREFIX: &str = "req_";
-
 /// API Gateway's request id when there is one (so logs meet the gateway's), else a new one.
 #[derive(Clone, Copy)]
 struct NewRequestId;
@@ -309,12 +305,7 @@ impl MakeRequestId for NewRequestId {
             Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
             _ => None,
         };
-        let id = gateway.unwrap_or_else(|| {
-            let mut id = String::with_capacity(REQUEST_ID_PREFIX.len() + ids::ID_LEN);
-            id.push_str(REQUEST_ID_PREFIX);
-            ids::push_new_id(&mut id);
-            id
-        });
+        let id = gateway.unwrap_or_else(new_request_id);
         // Taken as it is, not copied.
         HeaderValue::try_from(id).ok().map(RequestId::new)
     }
@@ -466,11 +457,7 @@ fn bare_error(response: &Response) -> Option<ApiError> {
 }
 
 fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|message| (*message).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+    let message = panic_message(panic.as_ref()).unwrap_or_default();
     tracing::error!(panic = %message, "handler panicked");
     ApiError::internal().into_response()
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use countersign_api::response::{ApiError, REQUEST_ID};
+use countersign_api::response::{new_request_id, panic_message, ApiError, REQUEST_ID};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Bytes, Frame, Incoming};
@@ -139,12 +139,12 @@ async fn handle(router: Router, request: hyper::Request<Incoming>) -> Result<Res
         AssertUnwindSafe(router.oneshot(request))
             .catch_unwind()
             .await
-            .map_err(|panic| panic_message(panic.as_ref()))
+            .map_err(|panic| described(panic.as_ref()))
     } else {
         tokio::spawn(router.oneshot(request))
             .await
             .map_err(|error| match error.try_into_panic() {
-                Ok(panic) => panic_message(panic.as_ref()),
+                Ok(panic) => described(panic.as_ref()),
                 Err(error) => error.to_string(),
             })
     };
@@ -154,7 +154,7 @@ async fn handle(router: Router, request: hyper::Request<Incoming>) -> Result<Res
         Err(error) => {
             // The API's router catches its handlers' panics; this is anything else that took the
             // request down. The answer is still SPEC's, with a request id of its own.
-            let request_id = format!("req_{}", countersign_service::ids::new_id());
+            let request_id = new_request_id();
             tracing::error!(%request_id, %error, "request failed");
             let mut response = ApiError::internal().render(&request_id).into_response();
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
@@ -165,13 +165,9 @@ async fn handle(router: Router, request: hyper::Request<Incoming>) -> Result<Res
     }
 }
 
-/// What a panic said, when it said it as text.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|message| (*message).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_owned())
+/// A panic, as the log says it.
+fn described(panic: &(dyn std::any::Any + Send)) -> String {
+    panic_message(panic).unwrap_or_else(|| "a panic".to_owned())
 }
 
 /// A body that could not be read from the client: it fails when read, as the client's did.
