@@ -14,12 +14,6 @@ use std::process::ExitCode;
 
 use config::{LocalConfig, NotStarted};
 
-/// mimalloc rather than the system allocator: the embedded store and the request path allocate
-/// small objects from every runtime worker, where glibc's arenas spent a seventh of a GET's
-/// instructions and kept ~10% more memory per agreement (bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match LocalConfig::from_env() {
