@@ -717,6 +717,14 @@ mod tests {
         }
     }
 
+    /// `read` sent for signature at `now`.
+    fn sent(read: &Agreement, now: DateTime<Utc>) -> Transition {
+        changed(
+            read.decide_lifecycle(LifecycleRequest::Pending, now)
+                .unwrap(),
+        )
+    }
+
     fn creating(transition: Transition) -> Commit {
         Commit {
             transition,
@@ -750,12 +758,7 @@ mod tests {
     async fn pending(store: &MemoryStore, id: &str, now: DateTime<Utc>) -> Agreement {
         let draft = create(id, now);
         store.commit(creating(draft.clone())).await.unwrap();
-        let sent = changed(
-            draft
-                .agreement
-                .decide_lifecycle(LifecycleRequest::Pending, now)
-                .unwrap(),
-        );
+        let sent = sent(&draft.agreement, now);
         store
             .commit(changing(&draft.agreement, sent.clone()))
             .await
@@ -772,12 +775,7 @@ mod tests {
         let second = store.get_agreement("a").await.unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &second), "a read is not a copy");
 
-        let sent = changed(
-            draft
-                .agreement
-                .decide_lifecycle(LifecycleRequest::Pending, t0())
-                .unwrap(),
-        );
+        let sent = sent(&draft.agreement, t0());
         store
             .commit(changing(&draft.agreement, sent.clone()))
             .await
@@ -798,11 +796,7 @@ mod tests {
         let b = create("b", t0());
         store.commit(creating(a.clone())).await.unwrap();
         store.commit(creating(b.clone())).await.unwrap();
-        let send_a = changed(
-            a.agreement
-                .decide_lifecycle(LifecycleRequest::Pending, t0())
-                .unwrap(),
-        );
+        let send_a = sent(&a.agreement, t0());
         store
             .commit(changing(&a.agreement, send_a.clone()))
             .await
@@ -968,10 +962,7 @@ mod tests {
         let draft = create("a", t0());
         store.commit(creating(draft.clone())).await.unwrap();
         let read = draft.agreement;
-        let send = changed(
-            read.decide_lifecycle(LifecycleRequest::Pending, t0())
-                .unwrap(),
-        );
+        let send = sent(&read, t0());
 
         let mut gap = send.clone();
         gap.entries[0].sequence += 1;
