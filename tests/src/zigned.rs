@@ -4,6 +4,7 @@
 //! Also Zigned's webhooks, in Zigned's format and signed as Zigned signs them.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -164,13 +165,33 @@ async fn answer(
         }
     }
     let content_type = reply.headers().get("content-type").cloned();
-    let bytes = reply.bytes().await.unwrap_or_default();
+    let mut bytes = reply.bytes().await.unwrap_or_default();
+    if method == hyper::Method::POST && path == "/agreements" && (200..300).contains(&status) {
+        bytes = with_own_agreement_id(&bytes);
+    }
     let mut response = Response::new(Full::new(bytes));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
     if let Some(content_type) = content_type {
         response.headers_mut().insert("content-type", content_type);
     }
     response
+}
+
+/// A created agreement's answer with an id of its own. Zigned's ids are cuids, never given
+/// twice; Prism's dynamic answers fill them with lorem ipsum ("incididunt" came back twice in 40
+/// calls), and countersign rightly refuses to record a reference another agreement holds, so a
+/// repeated one made a send retry and create a second agreement at "Zigned".
+fn with_own_agreement_id(body: &[u8]) -> Bytes {
+    static CREATED: AtomicU64 = AtomicU64::new(0);
+    let Ok(mut answer) = serde_json::from_slice::<Value>(body) else {
+        return Bytes::copy_from_slice(body);
+    };
+    let Some(id) = answer.pointer_mut("/data/id") else {
+        return Bytes::copy_from_slice(body);
+    };
+    let n = CREATED.fetch_add(1, Ordering::Relaxed);
+    *id = json!(format!("cfront{n:019}"));
+    Bytes::from(answer.to_string())
 }
 
 /// Seconds since the epoch, as Zigned's signature header carries them.
@@ -204,4 +225,36 @@ pub fn participant_event(event: &str, agreement: &Value, participant: &str, stat
 /// An agreement event as Zigned sends it (with `event_type`, as some integrators see it).
 pub fn agreement_event(event: &str, agreement: &Value) -> Value {
     json!({"event_type": event, "data": {"id": agreement["provider"]["reference"], "resource_type": "agreement", "status": "pending"}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_created_agreement_gets_an_id_of_its_own() {
+        let prism = br#"{"version":"1.0","data":{"id":"incididunt","status":"draft"}}"#;
+        let first: Value = serde_json::from_slice(&with_own_agreement_id(prism)).unwrap();
+        let second: Value = serde_json::from_slice(&with_own_agreement_id(prism)).unwrap();
+        let (a, b) = (&first["data"]["id"], &second["data"]["id"]);
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let id = id.as_str().unwrap();
+            assert_eq!(id.len(), 25, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                "{id}"
+            );
+        }
+        assert_eq!(first["data"]["status"], "draft", "the rest is Prism's");
+        assert_eq!(first["version"], "1.0");
+    }
+
+    #[test]
+    fn an_answer_without_an_id_passes_as_it_came() {
+        for body in [&b"not json"[..], br#"{"data":{}}"#] {
+            assert_eq!(with_own_agreement_id(body), Bytes::copy_from_slice(body));
+        }
+    }
 }
