@@ -552,7 +552,9 @@ impl<S: ProviderProgressStore + ?Sized> ProgressLog for StoreProgressLog<'_, S> 
                 Ok(())
             }
             Err(CommitError::Conflict) => Err(OutboundError::Retryable(
-                "another dispatch of this agreement moved its provider progress".to_owned(),
+                "the provider progress was moved by another dispatch of this agreement, or names a \
+                 reference another agreement holds"
+                    .to_owned(),
             )),
             Err(error) => Err(OutboundError::Retryable(error.to_string())),
         }
